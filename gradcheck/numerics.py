@@ -1,0 +1,47 @@
+"""The error model: every tolerance in gradcheck is computed here.
+
+Nothing is tuned per test. Each constant below is an allowance in units of
+the machine epsilon of the dtype involved, with the reason for its size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# An evaluation of a loss (a forward pass and a batch reduction) is taken to
+# be accurate to this many ulps of the largest magnitude it produced: each
+# layer adds a few roundings, and dot products of length <= 64 add log2 terms.
+C_EVAL = 16.0
+
+# A gradient computed by someone's backward pass, in its own dtype, is taken
+# to be accurate to this many ulps of the absolute sum of the terms compared
+# (a forward and a backward pass, roughly twice the work of an evaluation).
+C_GRAD = 32.0
+
+# Central differences on the ladder h, 2h, 4h extrapolated twice (Richardson)
+# give R = (64 D(h) - 20 D(2h) + D(4h)) / 45; if each loss value carries an
+# absolute error e, R carries at most (64 + 20/2 + 1/4) / 45 * e / h.
+RICHARDSON_ROUNDING = (64.0 + 10.0 + 0.25) / 45.0
+
+# A projection check is "precision-limited" (it cannot tell right from wrong)
+# when its bound exceeds this fraction of the directional derivatives compared.
+RESOLUTION_LIMIT = 0.5
+
+
+def eps(dtype: np.dtype | type) -> float:
+    """Machine epsilon of a float dtype (float64 for anything non-float)."""
+    dt = np.dtype(dtype)
+    return float(np.finfo(dt if np.issubdtype(dt, np.floating) else np.float64).eps)
+
+
+def base_step(dtype: np.dtype | type) -> float:
+    """Central-difference step for unit scale: eps^(1/3) balances the h^2
+    truncation of a central difference against its eps/h rounding."""
+    return eps(dtype) ** (1.0 / 3.0)
+
+
+def sum_rounding(terms_abs: np.ndarray, dtype: np.dtype | type, count: int) -> np.ndarray:
+    """Bound on the rounding of a sum of ``count`` terms whose absolute values
+    add up to ``terms_abs`` (pairwise summation: log2(count) + 1 roundings each),
+    plus the C_GRAD allowance for how the terms themselves were computed."""
+    return (C_GRAD + np.log2(max(count, 1)) + 1.0) * eps(dtype) * terms_abs

@@ -1,0 +1,117 @@
+"""The finite-difference oracle.
+
+Central differences on a ladder of three steps (h, 2h, 4h) along a direction,
+extrapolated twice (Richardson), with an error bound made of the estimated
+truncation (the gap between the last two extrapolation levels) and the
+rounding of the loss values (see :mod:`gradcheck.numerics`). The same loss
+values give the one-sided differences that reveal a kink.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from . import numerics as nm
+
+__all__ = ["Probe", "LossOracle", "fd_gradient"]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A finite-difference estimate of one directional derivative."""
+
+    value: float  # Richardson estimate of <grad f, v>
+    bound: float  # truncation estimate + rounding bound on ``value``
+    forward: float  # one-sided differences at the smallest step
+    backward: float
+    kink: bool  # one-sided differences disagree and do not close as h shrinks
+    finite: bool  # every loss value on the ladder was finite
+    evaluations: int
+
+
+class LossOracle:
+    """Evaluates a scalar loss of a flat float64 vector, counting calls.
+
+    ``loss`` maps a flat vector to a number; ``x0`` is the point. The dtype of
+    what the loss returns sets the precision of the model (float64 unless the
+    function computes in a narrower type).
+    """
+
+    def __init__(self, loss: Callable[[np.ndarray], Any], x0: np.ndarray) -> None:
+        self._loss = loss
+        self.x0 = np.array(x0, dtype=np.float64)
+        self.evaluations = 0
+        self.precision = np.dtype(np.float64)
+        self.f0 = self(self.x0)
+        self.eps = nm.eps(self.precision)
+        self.h = nm.base_step(self.precision)
+        # Each entry moves by h * max(1, |x_j|) per unit of the probe, so the
+        # step is relative for large parameters and absolute near zero.
+        self.scale = np.maximum(1.0, np.abs(self.x0))
+
+    def __call__(self, x: np.ndarray) -> float:
+        self.evaluations += 1
+        out = self._loss(x)
+        dt = getattr(out, "dtype", None)
+        if dt is not None and np.issubdtype(dt, np.floating) and np.finfo(dt).bits < np.finfo(self.precision).bits:
+            self.precision = np.dtype(dt)
+        return float(np.asarray(out, dtype=np.float64).reshape(()))
+
+    def probe(self, v: np.ndarray, *, claimed_abs: float = 0.0) -> Probe:
+        """Directional derivative along ``v`` (already scaled by ``self.scale``).
+
+        ``claimed_abs`` is sum_j |g_j| |x_j + v_j h| for the gradient under
+        test: the loss sees its inputs rounded, which moves the loss by up to
+        eps times that amount.
+        """
+        h, f0 = self.h, self.f0
+        plus = [self(self.x0 + k * h * v) for k in (1, 2, 4)]
+        minus = [self(self.x0 - k * h * v) for k in (1, 2, 4)]
+        evals = 6
+        values = np.array([f0, *plus, *minus])
+        if not np.all(np.isfinite(values)):
+            return Probe(np.nan, np.inf, np.nan, np.nan, False, False, evals)
+        d = [(p - m) / (2 * k * h) for p, m, k in zip(plus, minus, (1, 2, 4))]
+        r1 = (4 * d[0] - d[1]) / 3  # O(h^4)
+        r1b = (4 * d[1] - d[2]) / 3
+        r2 = (16 * r1 - r1b) / 15  # O(h^6)
+        truncation = abs(r2 - r1)
+        noise = nm.C_EVAL * self.eps * (np.max(np.abs(values)) + claimed_abs)
+        rounding = nm.RICHARDSON_ROUNDING * noise / h
+        fwd, bwd = (plus[0] - f0) / h, (f0 - minus[0]) / h
+        kink = _is_kink(plus, minus, f0, h, noise)
+        return Probe(r2, truncation + rounding, fwd, bwd, kink, True, evals)
+
+
+def _is_kink(plus: list[float], minus: list[float], f0: float, h: float, noise: float) -> bool:
+    """One-sided slopes differ by gap(k) = (f(+kh) + f(-kh) - 2 f0) / (kh).
+
+    Where f is smooth, gap(k) = k h f'' + O(h^3): it halves with the step.
+    At a kink it tends to the jump in slope and stays put. A kink is declared
+    when the gap at the smallest step is well above its rounding (4 noise / h,
+    doubled) and does not shrink with the step.
+    """
+    gaps = [abs(p + m - 2 * f0) / (k * h) for p, m, k in zip(plus, minus, (1, 2, 4))]
+    significant = gaps[0] > 8 * noise / h
+    stays = gaps[0] > 0.6 * gaps[1] and gaps[1] > 0.6 * gaps[2]
+    return bool(significant and stays)
+
+
+def fd_gradient(loss: Callable[[np.ndarray], Any], x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every partial derivative of ``loss`` at ``x0`` by the oracle, with bounds.
+
+    >>> g, b = fd_gradient(lambda x: float(np.sum(np.sin(x))), np.array([0.0, 1.0]))
+    >>> bool(np.allclose(g, np.cos([0.0, 1.0]), atol=1e-10))
+    True
+    """
+    oracle = LossOracle(loss, x0)
+    grad, bound = np.empty(x0.size), np.empty(x0.size)
+    for j in range(x0.size):
+        v = np.zeros(x0.size)
+        v[j] = oracle.scale[j]
+        p = oracle.probe(v)
+        grad[j], bound[j] = p.value / oracle.scale[j], p.bound / oracle.scale[j]
+    return grad, bound

@@ -1,0 +1,105 @@
+"""Verdicts: the result of a check, with the numbers behind it.
+
+A verdict has three outcomes: the law holds, it fails, or the check could not
+decide (a kink, a non-finite loss, a bound too wide to resolve anything).
+Checkers return verdicts; ``assert_*`` functions format and raise them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["Verdict", "HOLDS", "FAILS", "UNDETERMINED"]
+
+HOLDS = "holds"
+FAILS = "fails"
+UNDETERMINED = "undetermined"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one check, and the numbers it rests on.
+
+    ``bool(verdict)`` is ``verdict.holds``; ``str(verdict)`` is a report a
+    person can act on: which law, by how much, on what input, and what the
+    implementation seems to do instead.
+
+    >>> v = Verdict(claim="check_reduction", law="duplication", outcome="holds",
+    ...             error=0.0, tolerance=1e-14, message="ok")
+    >>> bool(v), v.holds
+    (True, True)
+    """
+
+    claim: str
+    law: str
+    outcome: str
+    error: float
+    tolerance: float
+    message: str
+    reason: str = ""  # why an undetermined verdict could not decide
+    counterexample: Any = None
+    step: float | None = None
+    dtype: str | None = None
+    evaluations: int = 0
+    details: tuple["Verdict", ...] = field(default=(), repr=False)
+
+    @property
+    def holds(self) -> bool:
+        return self.outcome == HOLDS
+
+    @property
+    def fails(self) -> bool:
+        return self.outcome == FAILS
+
+    @property
+    def undetermined(self) -> bool:
+        return self.outcome == UNDETERMINED
+
+    def __bool__(self) -> bool:
+        return self.holds
+
+    def with_(self, **changes: Any) -> "Verdict":
+        return replace(self, **changes)
+
+    def numbers(self) -> str:
+        """One line of figures: error against bound, step, dtype, evaluations."""
+        rel = "<=" if self.error <= self.tolerance else ">"
+        parts = [f"error {self.error:.3e} {rel} tolerance {self.tolerance:.3e}"]
+        if self.step is not None:
+            parts.append(f"step {self.step:.2e}")
+        if self.dtype:
+            parts.append(self.dtype)
+        if self.evaluations:
+            parts.append(f"{self.evaluations} evaluations")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        head = {HOLDS: "holds", FAILS: "failed", UNDETERMINED: "undetermined"}[self.outcome]
+        why = f" ({self.reason})" if self.reason and self.undetermined else ""
+        lines = [f"[gradcheck] {self.claim} {head}{why}: {self.law} — {self.message}",
+                 f"  {self.numbers()}"]
+        if self.counterexample is not None:
+            lines.append(f"  on input: {_short(self.counterexample)}")
+        others = [d for d in self.details if d.law != self.law]
+        if others:
+            lines.append("  laws checked: " + "; ".join(f"{d.law}: {d.outcome}" for d in others))
+        return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 400) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def combine(claim: str, verdicts: list[Verdict]) -> Verdict:
+    """Fold sub-checks into one verdict: the first failure decides, else the
+    first undetermined one, else the tightest holding one (largest error/bound)."""
+    for outcome in (FAILS, UNDETERMINED):
+        for v in verdicts:
+            if v.outcome == outcome:
+                return v.with_(claim=claim, details=tuple(verdicts),
+                               evaluations=sum(d.evaluations for d in verdicts))
+    worst = max(verdicts, key=lambda v: v.error / v.tolerance if v.tolerance > 0 else 0.0)
+    return worst.with_(claim=claim, details=tuple(verdicts),
+                       evaluations=sum(d.evaluations for d in verdicts))
