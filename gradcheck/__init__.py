@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .errors import GradcheckUsageError
 from .gradient import check_gradient
+from .reduction import check_reduction, infer_reduction
 from .verdict import Verdict
 
-__all__ = ["GradcheckUsageError", "Verdict", "check_gradient"]
+__all__ = ["GradcheckUsageError", "Verdict", "check_gradient", "check_reduction", "infer_reduction"]

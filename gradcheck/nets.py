@@ -24,6 +24,8 @@ import numpy
 from autograd.extend import defjvp, defvjp, primitive
 from autograd.tracer import getval
 
+from gradcheck.errors import GradcheckUsageError
+
 __all__ = [
     "ACTIVATIONS",
     "AFFINE_DERIVATIVE",
@@ -146,8 +148,8 @@ _LOSS_FNS = {
 }
 
 
-def _fail(message: str) -> ValueError:
-    return ValueError(f"[gradcheck] {message}")
+def _fail(message: str) -> GradcheckUsageError:
+    return GradcheckUsageError(message)
 
 
 def _batchnorm(z):
