@@ -193,8 +193,7 @@ def parameters(
     Entries are float64 in ``[min_value, max_value]`` and shrink to simple
     numbers such as 0.0 and 1.0.
 
-    >>> from gradcheck.errors import GradcheckUsageError
-from gradcheck.nets import Network
+    >>> from gradcheck.nets import Network
     >>> p = parameters(Network((2, 3))).example()
     >>> p[0]["W"].shape, p[0]["b"].shape
     ((2, 3), (3,))
@@ -233,8 +232,7 @@ def batches(
     ``(B,)`` for cross-entropy, float64 0./1. ``(B, d_out)`` for logistic.
     ``min_value``/``max_value`` bound x and real-valued y.
 
-    >>> from gradcheck.errors import GradcheckUsageError
-from gradcheck.nets import Network
+    >>> from gradcheck.nets import Network
     >>> x, y = batches(Network((2, 3), loss="cross_entropy"), max_size=4).example()
     >>> x.shape[1], y.dtype.kind, len(x) == len(y)
     (2, 'i', True)

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from gradcheck.errors import GradcheckUsageError
 from gradcheck.nets import (
     ACTIVATIONS,
     AFFINE_DERIVATIVE,
@@ -241,7 +242,7 @@ def test_loss_is_a_name_and_callable():
     ],
 )
 def test_misuse_raises_naming_the_argument(kwargs, bad):
-    with pytest.raises(ValueError, match=r"^\[gradcheck\] ") as info:
+    with pytest.raises(GradcheckUsageError, match=r"^\[gradcheck\] ") as info:
         Network(**kwargs)
     assert bad in str(info.value)
 

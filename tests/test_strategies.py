@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 import gradcheck.strategies as gs
+from gradcheck.errors import GradcheckUsageError
 from gradcheck.nets import LOSSES, NETWORK_ACTIVATIONS, Network
 from gradcheck.strategies import activations, batches, networks, parameters, weights
 
@@ -192,7 +193,7 @@ def test_generation_is_fast_enough():
     ],
 )
 def test_invalid_options_raise_eagerly(make, message):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(GradcheckUsageError) as info:
         make()
     assert str(info.value).startswith("[gradcheck] ")
     assert message in str(info.value)
