@@ -8,7 +8,7 @@ autograd, finite differences and the batch algebra on the same function.
 >>> net = Network((2, 3, 1), activation="tanh", loss="squared")
 >>> params = net.init(seed=0)
 >>> x, y = numpy.zeros((4, 2)), numpy.zeros((4, 1))
->>> float(net.loss(params, x, y, reduction="sum")) >= 0.0
+>>> float(net.total_loss(params, x, y, reduction="sum")) >= 0.0
 True
 """
 
@@ -158,68 +158,26 @@ def _batchnorm(z):
     return (z - mu) / np.sqrt(var + _BN_EPS)
 
 
-class _LossName(str):
-    """The loss name of one network, which can also be called to evaluate it.
-
-    The contract asks for both ``Network(loss="huber")`` / ``net.loss == "huber"``
-    and ``net.loss(params, x, y)``; a str that is callable gives both.
-    """
-
-    __slots__ = ("_net",)
-
-    def __new__(cls, name: str, net: "Network"):
-        self = super().__new__(cls, name)
-        self._net = net
-        return self
-
-    def __call__(self, params, x, y, *, reduction: str = "mean", weights=None):
-        return self._net.total_loss(params, x, y, reduction=reduction, weights=weights)
-
-    def __repr__(self) -> str:
-        return repr(str(self))
-
-    def __reduce__(self):
-        return (str, (str(self),))
-
-
-class _LossField:
-    """Data descriptor behind ``Network.loss``: stores the name, returns a callable name."""
-
-    def __init__(self, default: str) -> None:
-        self._default = default
-
-    def __get__(self, net, owner=None):
-        if net is None:
-            return self._default  # dataclasses reads the field default here
-        name = net.__dict__["_loss"]
-        return _LossName(name, net) if isinstance(name, str) else name
-
-    def __set__(self, net, name) -> None:
-        net.__dict__["_loss"] = name
-
-
 @dataclass(frozen=True)
 class Network:
     """A fully connected network with a loss, differentiable by autograd.
 
     ``sizes = (d_in, h_1, ..., d_out)``; ``activation`` follows every layer
     but the last, which is affine. ``l2`` adds ``l2 * regularizer(params)``
-    to the loss. ``net.loss`` is the loss name (a str) and can also be called:
-    ``net.loss(params, x, y, reduction="mean", weights=None)`` is
-    :meth:`total_loss`. ``batchnorm=True`` normalises the first layer's
+    to the loss; :meth:`total_loss` evaluates it. ``batchnorm=True`` normalises the first layer's
     pre-activations over the batch (training mode, no scale or shift), which
     mixes examples on purpose (claim F2).
 
     >>> net = Network((1, 1), activation="identity", loss="squared")
     >>> params = [{"W": numpy.array([[3.0]]), "b": numpy.array([0.0])}]
     >>> x, y = numpy.array([[1.0], [1.0]]), numpy.array([[2.0], [4.0]])
-    >>> float(net.loss(params, x, y))
+    >>> float(net.total_loss(params, x, y))
     1.0
     """
 
     sizes: tuple[int, ...]
     activation: str = "tanh"
-    loss: str = _LossField("squared")  # type: ignore[assignment]  # also callable, see loss()
+    loss: str = "squared"
     l2: float = 0.0
     batchnorm: bool = False
 
@@ -332,7 +290,7 @@ class Network:
     def total_loss(self, params: Params, x, y, *, reduction: str = "mean", weights=None):
         """Reduced data loss, plus ``l2 * regularizer(params)`` when ``l2 > 0``.
 
-        Also reachable as ``net.loss(params, x, y, ...)``: ``net.loss`` is the
+        Also reachable as ``net.total_loss(params, x, y, ...)``: ``net.loss`` is the
         loss name, a str that can be called.
 
         ``"sum"``: Σ l_i (Σ w_i l_i with weights); ``"mean"``: Σ l_i / B
@@ -377,7 +335,7 @@ def loss_gradient(net: Network, params: Params, x, y, *, reduction: str = "mean"
     """
 
     def f(p):
-        return net.loss(p, x, y, reduction=reduction, weights=weights)
+        return net.total_loss(p, x, y, reduction=reduction, weights=weights)
 
     return autograd.grad(f)(params)
 

@@ -16,9 +16,10 @@ import numpy as np
 
 from . import numerics as nm
 from ._calls import GradCaller, first_nonfinite
+from ._compare import compare_leaves
 from ._tree import TreeDef, as_batch, tree_def
 from .errors import GradcheckUsageError
-from .verdict import FAILS, HOLDS, Verdict, combine
+from .verdict import FAILS, Verdict, combine
 
 CLAIM = "check_reduction"
 DECOMPOSITION = "per-example decomposition"
@@ -121,22 +122,8 @@ class _Experiment:
 
     def compare(self, law: str, got: np.ndarray, want: np.ndarray, terms: np.ndarray,
                 count: int, message: str = "") -> Verdict:
-        """Leaf by leaf, |got - want| against the rounding of the terms: each
-        leaf is held to its own largest magnitude, so a small bias is not
-        hidden behind a large weight matrix."""
-        worst = (0.0, 0.0, 0.0)
-        for leaf in self.td.leaves:
-            sl = slice(leaf.start, leaf.start + leaf.size)
-            err = float(np.max(np.abs(got[sl] - want[sl]), initial=0.0))
-            mag = float(np.max(terms[sl] + np.abs(got[sl]), initial=0.0))
-            tol = float(nm.sum_rounding(mag, self.dtype, count))
-            ratio = err / tol if tol > 0 else (np.inf if err > 0 else 0.0)
-            if ratio >= worst[0]:
-                worst = (ratio, err, tol)
-        _, err, tol = worst
-        outcome = HOLDS if err <= tol else FAILS
-        return Verdict(CLAIM, law, outcome, err, tol, message, dtype=f"gradient in {self.dtype.name}",
-                       evaluations=self.caller.calls)
+        return compare_leaves(self.td, CLAIM, law, got, want, terms, count, self.dtype, message,
+                              evaluations=self.caller.calls)
 
 
 def check_reduction(grad_fn: Callable[..., Any], params: Any, *batch: Any, reduction: str = "mean",

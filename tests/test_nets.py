@@ -77,7 +77,7 @@ def test_shapes_for_every_activation_and_loss(activation, loss):
         per = net.per_example_losses(params, x, y)
         assert per.shape == (size,)
         assert np.all(np.isfinite(per))
-        assert np.ndim(net.loss(params, x, y)) == 0
+        assert np.ndim(net.total_loss(params, x, y)) == 0
         g = loss_gradient(net, params, x, y)
         assert [{k: v.shape for k, v in layer.items()} for layer in g] == [
             {k: v.shape for k, v in layer.items()} for layer in params
@@ -115,8 +115,8 @@ def test_sum_is_b_times_mean(loss):
     net = Network((3, 4, 2), activation="tanh", loss=loss)
     params = net.init(seed=2)
     x, y = _batch(net, 7)
-    total = net.loss(params, x, y, reduction="sum")
-    mean = net.loss(params, x, y, reduction="mean")
+    total = net.total_loss(params, x, y, reduction="sum")
+    mean = net.total_loss(params, x, y, reduction="mean")
     assert total == np.sum(net.per_example_losses(params, x, y))
     # mean is total / 7, so 7 * mean differs from total by at most two roundings
     np.testing.assert_allclose(7 * mean, total, rtol=2 * EPS)
@@ -129,18 +129,18 @@ def test_weighted_reductions():
     per = net.per_example_losses(params, x, y)
     equal = np.full(5, 2.5)
     np.testing.assert_allclose(
-        net.loss(params, x, y, weights=equal), net.loss(params, x, y), rtol=4 * EPS
+        net.total_loss(params, x, y, weights=equal), net.total_loss(params, x, y), rtol=4 * EPS
     )
     w = np.array([0.0, 1.0, 0.0, 3.0, 0.5])
     expected = (per[1] + 3 * per[3] + 0.5 * per[4]) / 4.5
-    np.testing.assert_allclose(net.loss(params, x, y, weights=w), expected, rtol=4 * EPS)
+    np.testing.assert_allclose(net.total_loss(params, x, y, weights=w), expected, rtol=4 * EPS)
     np.testing.assert_allclose(
-        net.loss(params, x, y, weights=w, reduction="sum"), 4.5 * expected, rtol=4 * EPS
+        net.total_loss(params, x, y, weights=w, reduction="sum"), 4.5 * expected, rtol=4 * EPS
     )
     # a zero-weight example is ignored whatever its data
     x2, y2 = x.copy(), y.copy()
     x2[0], y2[0] = 1e3, -1e3
-    assert net.loss(params, x2, y2, weights=w) == net.loss(params, x, y, weights=w)
+    assert net.total_loss(params, x2, y2, weights=w) == net.total_loss(params, x, y, weights=w)
 
 
 def test_l2_regularizer():
@@ -152,8 +152,8 @@ def test_l2_regularizer():
     assert net.regularizer(params) == pytest.approx(r, rel=4 * EPS)
     plain = Network((2, 3, 1))
     for reduction in ("mean", "sum"):
-        assert net.loss(params, x, y, reduction=reduction) == pytest.approx(
-            plain.loss(params, x, y, reduction=reduction) + 0.25 * r, rel=4 * EPS
+        assert net.total_loss(params, x, y, reduction=reduction) == pytest.approx(
+            plain.total_loss(params, x, y, reduction=reduction) + 0.25 * r, rel=4 * EPS
         )
     g = loss_gradient(net, params, x, y)
     g0 = loss_gradient(plain, params, x, y)
@@ -166,7 +166,7 @@ def test_seed_case_mean_error_one_gradient_zero():
     net = Network((1, 1), activation="identity", loss="squared")
     params = [{"W": np.array([[3.0]]), "b": np.array([0.0])}]
     x, y = np.array([[1.0], [1.0]]), np.array([[2.0], [4.0]])
-    assert net.loss(params, x, y) == 1.0
+    assert net.total_loss(params, x, y) == 1.0
     g = loss_gradient(net, params, x, y)
     assert g[0]["W"][0, 0] == 0.0
     assert g[0]["b"][0] == 0.0
@@ -216,7 +216,7 @@ def test_batchnorm_normalises_and_is_finite_at_batch_size_one():
     np.testing.assert_allclose(out.var(axis=0), 1.0, rtol=1e-3)
     deep = Network((2, 3, 1), batchnorm=True)
     x1, y1 = _batch(deep, 1)
-    assert np.isfinite(deep.loss(deep.init(), x1, y1))
+    assert np.isfinite(deep.total_loss(deep.init(), x1, y1))
     assert np.all(np.isfinite(_flat(loss_gradient(deep, deep.init(), x1, y1))))
 
 
@@ -251,6 +251,6 @@ def test_bad_reduction_and_weights_raise():
     net = Network((2, 3))
     x, y = _batch(net, 4)
     with pytest.raises(ValueError, match="reduction='median'"):
-        net.loss(net.init(), x, y, reduction="median")
+        net.total_loss(net.init(), x, y, reduction="median")
     with pytest.raises(ValueError, match="weights"):
-        net.loss(net.init(), x, y, weights=np.ones(3))
+        net.total_loss(net.init(), x, y, weights=np.ones(3))

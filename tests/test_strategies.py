@@ -94,7 +94,7 @@ def test_parameters_match_the_network(data):
         for v in layer.values():
             assert v.dtype == np.float64
             assert np.all((v >= -0.5) & (v <= 1.5))
-    assert np.isfinite(net.loss(params, *data.draw(batches(net))))
+    assert np.isfinite(net.total_loss(params, *data.draw(batches(net))))
 
 
 def test_parameters_shrink_to_zero():
@@ -146,25 +146,6 @@ def test_weights_can_be_zero_and_never_all_zero():
     assert find(weights(4), lambda w: (w == 0).sum() == 3) is not None
     assert find(weights(1), lambda _: True)[0] > 0
 
-
-def test_generation_is_fast_enough():
-    # a width-16, depth-4 network with parameters and a batch of 8
-    import time
-
-    n = [0]
-
-    @settings(max_examples=30, deadline=None, database=None)
-    @given(st.data())
-    def draw_all(data):
-        net = data.draw(networks(min_depth=4, min_width=16))
-        data.draw(parameters(net))
-        data.draw(batches(net, min_size=8))
-        n[0] += 1
-
-    start = time.perf_counter()
-    draw_all()
-    # generous bound: the target is well under 20 ms; this only catches regressions
-    assert (time.perf_counter() - start) / n[0] < 0.1
 
 
 @pytest.mark.parametrize(
