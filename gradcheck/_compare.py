@@ -16,12 +16,13 @@ def compare_leaves(td: TreeDef, claim: str, law: str, got: np.ndarray, want: np.
     made them (``terms``: the absolute sum of the terms of ``want``, entry by
     entry; ``count``: how many terms were summed). Each leaf is held to its own
     largest magnitude, so a small bias is not hidden behind a large matrix,
-    while a cancellation inside one entry is covered by its leaf's scale."""
+    while a cancellation inside one entry is covered by its leaf's scale (and
+    no leaf's scale is taken below GRAD_UNIT)."""
     worst = (0.0, 0.0, 0.0)
     for leaf in td.leaves:
         sl = slice(leaf.start, leaf.start + leaf.size)
         err = float(np.max(np.abs(got[sl] - want[sl]), initial=0.0))
-        mag = float(np.max(terms[sl] + np.abs(got[sl]), initial=0.0))
+        mag = max(float(np.max(terms[sl] + np.abs(got[sl]), initial=0.0)), nm.GRAD_UNIT)
         tol = float(nm.sum_rounding(mag, dtype, count))
         ratio = err / tol if tol > 0 else (np.inf if err > 0 else 0.0)
         if ratio >= worst[0]:

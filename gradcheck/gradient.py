@@ -166,8 +166,8 @@ def _full(s: _Setup, rng: np.random.Generator) -> Verdict:
 
 def _entry_text(s: _Setup, j: int, c: Comparison) -> str:
     scale = s.oracle.scale[j]
-    return (f"{s.td.name(j)} (grad_fn {c.claimed / scale:.6g}, "
-            f"finite differences {c.probe.value / scale:.6g})")
+    return (f"{s.td.name(j)} (grad_fn {c.claimed / scale:.9g}, "
+            f"finite differences {c.probe.value / scale:.9g})")
 
 
 def _resolution(s: _Setup, v: Verdict, comps: list[Comparison]) -> Verdict:

@@ -18,10 +18,27 @@ C_EVAL = 16.0
 # (a forward and a backward pass, roughly twice the work of an evaluation).
 C_GRAD = 32.0
 
+# A loss value carries an absolute rounding error of at least C_EVAL ulps of
+# this unit, however small the value: a small loss is usually a small
+# difference of terms of order one (log(1 + x) of a confident softmax, the
+# squared error of a near-perfect fit). It is to the loss what max(1, |x|)
+# is to the step.
+LOSS_UNIT = 1.0
+
+# Likewise a gradient entry carries an absolute rounding error of at least
+# C_GRAD ulps of this unit: a gradient that is zero in exact arithmetic comes
+# out as rounding noise of order-one intermediate values (a batch norm over
+# equal inputs, a softmax at a tie), and nothing is learned by comparing noise.
+GRAD_UNIT = 1.0
+
 # Central differences on the ladder h, 2h, 4h extrapolated twice (Richardson)
 # give R = (64 D(h) - 20 D(2h) + D(4h)) / 45; if each loss value carries an
 # absolute error e, R carries at most (64 + 20/2 + 1/4) / 45 * e / h.
 RICHARDSON_ROUNDING = (64.0 + 10.0 + 0.25) / 45.0
+
+# The measured noise of a loss (the largest of 8 residuals) is doubled: the
+# largest of a few samples of rounding understates the largest possible.
+NOISE_SAFETY = 2.0
 
 # A projection check is "precision-limited" (it cannot tell right from wrong)
 # when its bound exceeds this fraction of the directional derivatives compared.

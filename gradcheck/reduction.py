@@ -98,6 +98,10 @@ class _Experiment:
         live = np.flatnonzero(self.w > 0)
         # A sub-batch of total weight zero has no weighted mean: never form one.
         self.singles = {int(i): self._single(int(i)) for i in live}
+        # The scale of the terms at the sum's size: the rounding allowance of
+        # every law but the decomposition, large enough for any declared
+        # reduction and for gradients that are sums of cancelling terms.
+        self.terms = sum((self.w[i] * np.abs(g) for i, g in self.singles.items()), np.zeros_like(self.G))
 
     def _single(self, i: int) -> np.ndarray:
         try:
@@ -187,21 +191,21 @@ def _decomposition(exp: _Experiment) -> Verdict:
 def _duplication(exp: _Experiment) -> Verdict:
     G2 = exp.caller(duplicate(exp.batch))
     factor = 2.0 if exp.declared.reduction == "sum" else 1.0
-    v = exp.compare(DUPLICATION, G2, factor * exp.G, np.abs(G2) + factor * np.abs(exp.G), 2 * exp.size)
+    v = exp.compare(DUPLICATION, G2, factor * exp.G, 2 * exp.terms + factor * np.abs(exp.G), 2 * exp.size)
     if v.holds:
         return v.with_(message=f"duplicating the batch multiplied the gradient by {factor:g}")
     measured = _ratio(G2, exp.G)
     guess = {1.0: "mean", 2.0: "sum"}.get(round(measured, 6))
     looks = f'; this looks like "{guess}"' if guess else ""
     return v.with_(message=f'declared "{exp.declared.name()}", but duplicating the batch multiplied '
-                           f'the gradient by {measured:.4g} (expected {factor:g}){looks}')
+                           f'the gradient by {measured:.9g} (expected {factor:g}){looks}')
 
 
 def _permutation(exp: _Experiment, rng: np.random.Generator) -> Verdict:
     # A random derangement: every example moves, so order-dependence shows.
     order = _derangement(rng, exp.size)
     Gp = exp.caller(take(exp.batch, order))
-    v = exp.compare(PERMUTATION, Gp, exp.G, np.abs(Gp) + np.abs(exp.G), exp.size)
+    v = exp.compare(PERMUTATION, Gp, exp.G, exp.terms + np.abs(exp.G), exp.size)
     if v.holds:
         return v.with_(message="reordering the examples left the gradient unchanged")
     return v.with_(message=f"reordering the examples (order {order.tolist()}) changed the gradient: "
@@ -227,8 +231,7 @@ def _split(exp: _Experiment) -> Verdict | None:
         total = np.sum(exp.w)
         share = [float(np.sum(exp.w[p]) / total) for p in parts]
     want = share[0] * grads[0] + share[1] * grads[1]
-    terms = np.abs(share[0] * grads[0]) + np.abs(share[1] * grads[1])
-    v = exp.compare(SPLIT, exp.G, want, terms, exp.size)
+    v = exp.compare(SPLIT, exp.G, want, exp.terms + np.abs(want), exp.size)
     sizes = f"sub-batches of {cut} and {exp.size - cut} examples"
     if v.holds:
         return v.with_(message=f"merging the gradients of {sizes} gives the batch gradient")

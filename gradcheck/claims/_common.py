@@ -1,0 +1,123 @@
+"""What the claims share: generated cases, and comparisons of gradients
+by autograd (against the rounding model) and by finite differences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .. import strategies as gst
+from .._compare import compare_leaves
+from .._tree import tree_def
+from ..gradient import check_gradient
+from ..nets import Network, loss_gradient, per_example_gradients
+from ..verdict import FAILS, HOLDS, Verdict
+
+
+def _show(a: Any) -> str:
+    if isinstance(a, np.ndarray):
+        return np.array2string(a, precision=4, separator=", ", threshold=24).replace("\n", "")
+    if isinstance(a, list):
+        return "[" + ", ".join(_show(v) for v in a) + "]"
+    if isinstance(a, dict):
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in a.items()) + "}"
+    return repr(a)
+
+
+@dataclass
+class Case:
+    """One generated input of a claim: a network, its parameters, a batch, and
+    whatever else the claim draws (a permutation, a partition, weights...)."""
+
+    net: Network | None = None
+    params: Any = None
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0  # seeds the finite-difference probe directions
+
+    def __repr__(self) -> str:
+        parts = []
+        if self.net is not None:
+            n = self.net
+            parts.append(f"net={n.sizes} {n.activation} {n.loss}" + (f" l2={n.l2:g}" if n.l2 else "")
+                         + (" batchnorm" if n.batchnorm else ""))
+        if self.params is not None:
+            parts.append(f"params={_show(self.params)}")
+        if self.x is not None:
+            parts.append(f"x={_show(self.x)}")
+        if self.y is not None:
+            parts.append(f"y={_show(self.y)}")
+        parts += [f"{k}={_show(v)}" for k, v in self.extra.items()]
+        return "Case(" + "; ".join(parts) + ")"
+
+
+def problems(*, min_size: int = 1, max_size: int = 8, **net_options: Any) -> st.SearchStrategy[Case]:
+    """A network, parameters and a batch, all shrinking towards the tiny."""
+    @st.composite
+    def build(draw: Callable) -> Case:
+        net = draw(gst.networks(**net_options))
+        params = draw(gst.parameters(net))
+        x, y = draw(gst.batches(net, min_size=min_size, max_size=max_size))
+        return Case(net, params, x, y, seed=draw(st.integers(0, 2**16)))
+    return build()
+
+
+def small_problems(**options: Any) -> st.SearchStrategy[Case]:
+    """Problems for a witness search: small enough that every array is drawn
+    entry by entry, so the shrunk witness reads as a handful of simple numbers."""
+    sizes = dict(max_depth=2, max_width=3, max_inputs=2, max_outputs=2, max_size=4)
+    sizes.update(options)
+    return problems(**sizes)
+
+
+def flat(tree: Any) -> np.ndarray:
+    return tree_def(tree).flatten(tree)
+
+
+def per_example(case: Case) -> list[np.ndarray]:
+    return [flat(g) for g in per_example_gradients(case.net, case.params, case.x, case.y)]
+
+
+def grad(case: Case, x: np.ndarray | None = None, y: np.ndarray | None = None, **kw: Any) -> np.ndarray:
+    """Autograd's gradient of the network's batch loss (default: the case's batch)."""
+    x = case.x if x is None else x
+    y = case.y if y is None else y
+    return flat(loss_gradient(case.net, case.params, x, y, **kw))
+
+
+def by_rounding(claim: str, law: str, params: Any, got: np.ndarray, want: np.ndarray,
+                terms: np.ndarray, count: int, message: str = "") -> Verdict:
+    """got = want up to the rounding of the ``count`` terms that made them."""
+    return compare_leaves(tree_def(params), claim, law, got, want, terms, count,
+                          np.dtype(np.float64), message)
+
+
+def by_differences(claim: str, loss: Callable[[Any], Any], params: Any, gradient: np.ndarray,
+                   seed: int) -> Verdict:
+    """The finite-difference oracle agrees that ``gradient`` is the gradient of ``loss``."""
+    td = tree_def(params)
+    v = check_gradient(lambda p: loss(p), lambda p: td.unflatten(gradient), params,
+                       mode="projection", probes=2, seed=seed)
+    return v.with_(claim=claim)
+
+
+def both(law: Verdict, references: list[Verdict], message: str) -> Verdict:
+    """A law checked on autograd's gradients, which finite differences vouch
+    for. A reference that fails or cannot decide speaks first (keeping its
+    own law, so it reads as a broken reference, not a broken claim)."""
+    for ref in references:
+        if not ref.holds:
+            return ref.with_(claim=law.claim)
+    evaluations = law.evaluations + sum(r.evaluations for r in references)
+    if law.holds:
+        return law.with_(message=message, evaluations=evaluations)
+    return law.with_(evaluations=evaluations)
+
+
+def verdict(claim: str, law: str, error: float, tolerance: float, message: str) -> Verdict:
+    outcome = HOLDS if error <= tolerance else FAILS
+    return Verdict(claim, law, outcome, float(error), float(tolerance), message, dtype="float64")
