@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-from hypothesis import HealthCheck, assume, given, seed as hseed, settings
+from hypothesis import HealthCheck, Phase, assume, given, seed as hseed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
@@ -135,7 +135,11 @@ class _Found(Exception):
 
 
 def _settings(examples: int, derandomize: bool) -> settings:
+    # No explain phase: it replays the shrunk case hundreds of times to say
+    # which parts matter, which costs more than the whole search here.
+    phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
     return settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
+                    phases=phases,
                     suppress_health_check=list(HealthCheck), print_blob=False, report_multiple_bugs=False)
 
 

@@ -1,0 +1,135 @@
+"""The command line: ``gradcheck verify`` checks every claim, ``gradcheck list`` lists them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence, TextIO
+
+from .claims import REGISTRY, ClaimReport, run_claim
+from .verdict import HOLDS
+
+DEFAULT_EXAMPLES = 50
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gradcheck", description=(
+        "Check, by property-based testing against finite differences, what summing or averaging "
+        "a loss over a mini-batch does to its gradient."))
+    sub = p.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="check every claim of the catalog (exit 1 if one does not hold)")
+    v.add_argument("--claim", action="append", metavar="ID",
+                   help="check only this claim (repeatable), e.g. --claim A1 --claim B3")
+    v.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, metavar="N",
+                   help=f"generated cases per property (default {DEFAULT_EXAMPLES})")
+    v.add_argument("--seed", type=int, default=None,
+                   help="draw other cases, replayably (default: a fixed, derandomized draw)")
+    v.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    sub.add_parser("list", help="list the claims")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "list":
+        return _list(sys.stdout)
+    return _verify(args, sys.stdout, sys.stderr)
+
+
+def _list(out: TextIO) -> int:
+    for claim in REGISTRY.values():
+        out.write(f"{claim.id:<4} {claim.kind:<10} {claim.title}\n     {claim.statement}\n")
+    return 0
+
+
+def _selected(ids: list[str] | None) -> list[str]:
+    if not ids:
+        return list(REGISTRY)
+    unknown = [i for i in ids if i.upper() not in REGISTRY]
+    if unknown:
+        raise SystemExit(f"gradcheck: error: --claim {unknown[0]} is not a claim; "
+                         f"known: {', '.join(REGISTRY)}")
+    return [i.upper() for i in ids]
+
+
+def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.examples < 1:
+        raise SystemExit(f"gradcheck: error: --examples {args.examples} must be at least 1")
+    ids = _selected(args.claim)
+    seed = "derandomized" if args.seed is None else f"seed {args.seed}"
+    out.write(f"gradcheck verify: {len(ids)} claims, {args.examples} cases per property, {seed}\n")
+    start = time.perf_counter()
+    reports = []
+    for n, cid in enumerate(ids, 1):
+        reports.append(_run_one(cid, n, len(ids), args, err))
+    out.write(_table(reports))
+    out.write(_witnesses(reports))
+    held = sum(r.holds for r in reports)
+    out.write(f"\n{held} of {len(reports)} claims hold ({time.perf_counter() - start:.1f} s)\n")
+    return 0 if held == len(reports) else 1
+
+
+def _run_one(cid: str, n: int, total: int, args: argparse.Namespace, err: TextIO) -> ClaimReport:
+    counter = [0]
+    live = err.isatty() and not args.quiet
+
+    def tick() -> None:
+        counter[0] += 1
+        if live and counter[0] % 5 == 0:
+            err.write(f"\r[{n}/{total}] {cid}: {counter[0]} cases")
+            err.flush()
+
+    report = run_claim(REGISTRY[cid], examples=args.examples, seed=args.seed, on_case=tick)
+    if not args.quiet:
+        end = "\n" if not live else "\x1b[K\n"
+        err.write(f"\r[{n}/{total}] {cid}: {report.outcome} after {counter[0]} cases "
+                  f"in {report.seconds:.1f} s{end}")
+        err.flush()
+    return report
+
+
+def _figures(r: ClaimReport) -> str:
+    w = r.worst
+    if w is None:
+        return "—"
+    return f"{w.error:.1e} ≤ {w.tolerance:.1e}" if w.error <= w.tolerance else f"{w.error:.1e} > {w.tolerance:.1e}"
+
+
+def _witness_cell(r: ClaimReport) -> str:
+    bad = [p for p in r.properties if p.outcome != HOLDS]
+    if bad:
+        return f"{bad[0].name}: {bad[0].note or 'counterexample below'}"
+    found = [p for p in r.properties if p.mode == "witness"]
+    if not found:
+        return ""
+    return f"{len(found)} found, shrunk (below)"
+
+
+def _table(reports: list[ClaimReport]) -> str:
+    rows = [("id", "kind", "outcome", "cases", "worst error ≤ bound", "witness")]
+    for r in reports:
+        rows.append((r.claim.id, r.claim.kind, r.outcome, str(r.cases), _figures(r), _witness_cell(r)))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5] for row in rows]
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "\n" + "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _witnesses(reports: list[ClaimReport]) -> str:
+    parts = []
+    for r in reports:
+        for p in r.properties:
+            if p.verdict is None:
+                continue
+            v = p.verdict
+            if p.mode == "witness" and p.outcome == HOLDS:
+                head = f"{r.claim.id} witness ({p.name}): the {v.law} law fails here, as claimed"
+            else:
+                head = f"{r.claim.id} COUNTEREXAMPLE ({p.name}): {v.law} {v.outcome}"
+            parts.append(f"{head}\n  {v.message}\n  {v.numbers()}\n  {p.witness!r}")
+    return ("\n" + "\n".join(parts) + "\n") if parts else ""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
