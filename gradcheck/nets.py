@@ -290,15 +290,12 @@ class Network:
     def total_loss(self, params: Params, x, y, *, reduction: str = "mean", weights=None):
         """Reduced data loss, plus ``l2 * regularizer(params)`` when ``l2 > 0``.
 
-        Also reachable as ``net.total_loss(params, x, y, ...)``: ``net.loss`` is the
-        loss name, a str that can be called.
-
         ``"sum"``: Σ l_i (Σ w_i l_i with weights); ``"mean"``: Σ l_i / B
         (Σ w_i l_i / Σ w_i with weights).
 
         >>> net = Network((1, 1))
         >>> x, y = numpy.zeros((4, 1)), numpy.ones((4, 1))
-        >>> float(net.loss(net.init(), x, y, reduction="sum")), net.loss == "squared"
+        >>> float(net.total_loss(net.init(), x, y, reduction="sum")), net.loss == "squared"
         (4.0, True)
         """
         data = _reduce(self.per_example_losses(params, x, y), reduction, weights)
