@@ -428,7 +428,7 @@ def footnotes(quick: bool) -> str:
         f"MLP: tanh hidden layers, loss 0.5·mean_b Σ(out-y)², float64, batch {BATCH}, seed {SEED}; "
         f"layer widths {', '.join(f'{k}: {v}' for k, v in ARCHS.items() if k in ARCHS)}.",
         f"[a] full check only up to n = {full_max}: it costs 6 loss evaluations per entry and "
-        f"each evaluation is O(n), so O(n²) (15 s at n ≈ 10^4, ~25 min at 10^5); "
+        f"each evaluation is O(n), so O(n²): 8–15 s at n ≈ 10^4, so some 15–25 min at 10^5; "
         f"the oracle error column uses fd_gradient (same cost).",
         "[b] projection check: 4 probes × 6 evaluations + 1 at params, whatever n; a failing "
         "check spends more evaluations localising the error. δ swept over 1e-3 .. 1e-10; "

@@ -157,7 +157,7 @@ def _full(s: _Setup, rng: np.random.Generator) -> Verdict:
         more = f" and {len(bad) - MAX_NAMED} more" if len(bad) > MAX_NAMED else ""
         starts = sorted({s.td.leaf_of(j).start for j in bad})
         leaves = [(st, st + s.td.leaf_of(st).size) for st in starts]
-        hint = _leaf_hint(s, {b[0]: s.compare(s.block_direction(rng, *b)) for b in leaves},
+        hint = _leaf_hint(s, {b[0]: s.compare(s.block_direction(rng, *b)) for b in leaves}, rng,
                           scaled=len(bad) > MAX_NAMED)
         return v.with_(message=f"grad_fn disagrees with finite differences of loss_fn in "
                                f"{len(bad)} of {s.x0.size} entries: {named}{more}{hint}")
@@ -209,14 +209,14 @@ def _localise(s: _Setup, rng: np.random.Generator) -> str:
     leaf_comps = {b: s.compare(s.block_direction(rng, *b)) for b in blocks}
     failing = [b for b in blocks if leaf_comps[b].outcome == FAILS]
     leaf_comps_failing = {b[0]: leaf_comps[b] for b in failing}
-    hint = _leaf_hint(s, leaf_comps_failing)
+    hint = _leaf_hint(s, leaf_comps_failing, rng)
     found: list[int] = []
     while failing:
         singles = [b for b in failing if b[1] - b[0] == 1]
         found += [b[0] for b in singles]
         wide = [b for b in failing if b[1] - b[0] > 1]
         if len(found) + len(wide) > MAX_NAMED:
-            return _spread_text(s, found, wide) + _leaf_hint(s, leaf_comps_failing, scaled=True)
+            return _spread_text(s, found, wide) + _leaf_hint(s, leaf_comps_failing, rng, scaled=True)
         halves = [h for lo, hi in wide for h in ((lo, (lo + hi) // 2), ((lo + hi) // 2, hi))]
         failing = [h for h in halves if s.compare(s.block_direction(rng, *h)).outcome == FAILS]
     if not found:
@@ -231,18 +231,32 @@ def _spread_text(s: _Setup, found: list[int], wide: list[tuple[int, int]]) -> st
             + ", ".join(f"params{p}" for p in leaves))
 
 
-def _leaf_hint(s: _Setup, comps: dict[int, Comparison], *, scaled: bool = False) -> str:
+def _leaf_hint(s: _Setup, comps: dict[int, Comparison], rng: np.random.Generator, *,
+               scaled: bool = False) -> str:
     """Say what a whole failing array seems to be: sign-flipped, or (when the
-    error is spread over it) scaled."""
+    error is spread over it) scaled. A second probe of the array must give the
+    same ratio of grad_fn to finite differences, or nothing is said."""
     notes = []
     for start, c in comps.items():
         leaf = s.td.leaf_of(start)
-        if start != leaf.start or c.probe.value == 0:
+        if start != leaf.start:
             continue
-        ratio = c.claimed / c.probe.value
-        tol = c.bound / abs(c.probe.value)
-        if abs(ratio + 1) <= tol + 1e-9:
+        c2 = s.compare(s.block_direction(rng, leaf.start, leaf.start + leaf.size))
+        ratios = _ratio(c), _ratio(c2)
+        if ratios[0] is None or ratios[1] is None:
+            continue
+        (r1, t1), (r2, t2) = ratios
+        if abs(r1 - r2) > t1 + t2:
+            continue  # not one factor for the whole array
+        if abs(r1 + 1) <= t1:
             notes.append(f"params{leaf.path} has the wrong sign (grad_fn = -1 × finite differences)")
-        elif scaled and abs(ratio - 1) > tol:
-            notes.append(f"params{leaf.path} looks scaled by {ratio:.9g}")
+        elif scaled and abs(r1 - 1) > t1:
+            notes.append(f"params{leaf.path} looks scaled by {r1:.9g}")
     return ("; " + "; ".join(notes)) if notes else ""
+
+
+def _ratio(c: Comparison) -> tuple[float, float] | None:
+    """grad_fn / finite differences along one probe, and its tolerance."""
+    if not c.probe.finite or c.probe.value == 0 or c.bound >= abs(c.probe.value):
+        return None
+    return c.claimed / c.probe.value, 2 * c.bound / abs(c.probe.value)
