@@ -156,7 +156,8 @@ def check_reduction(grad_fn: Callable[..., Any], params: Any, *batch: Any, reduc
     laws = [_decomposition(exp), _duplication(exp), _permutation(exp, rng), _split(exp)]
     verdict = combine(CLAIM, [v for v in laws if v is not None])
     if verdict.holds:
-        verdict = verdict.with_(law=", ".join(v.law for v in verdict.details), message=f'the gradient reduces as a {exp.declared.name()} over '
+        laws = ", ".join(v.law for v in verdict.details)
+        verdict = verdict.with_(law=laws, message=f'the gradient reduces as a {exp.declared.name()} over '
                                         f'B={exp.size} examples under every law checked')
     return verdict
 

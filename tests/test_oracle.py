@@ -1,0 +1,282 @@
+"""Tests for gradcheck.oracle: the finite-difference oracle and its error bound.
+
+The oracle is what every gradient verdict rests on, so it is held to three
+things: it is accurate where the function is smooth (against autograd and
+against derivatives known in closed form), its bound covers its actual error
+(including where the function is only once differentiable, and where the loss
+is a small difference of large terms), and it recognises a kink.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import gradcheck
+from gradcheck import strategies as gs
+from gradcheck.nets import NETWORK_ACTIVATIONS, Network, loss_gradient
+from gradcheck.oracle import LossOracle, Probe, fd_gradient
+from gradcheck._tree import tree_def
+
+SMOOTH = [a for a in NETWORK_ACTIVATIONS if a != "relu"]
+AGREEMENT = 1e-9  # relative agreement of finite differences and autograd, float64
+UNDETERMINED_REASONS = {"not differentiable here", "precision-limited", "non-finite loss"}
+
+
+# ---------------------------------------------------------------- generated networks
+
+@st.composite
+def smooth_cases(draw, *, max_depth=3, max_width=8):
+    """A smooth float64 network, its params, a batch, and flat views of them."""
+    net = draw(gs.networks(max_depth=max_depth, max_width=max_width,
+                           activations=gs.activations(names=SMOOTH)))
+    params = draw(gs.parameters(net))
+    x, y = draw(gs.batches(net, max_size=6))
+    return net, params, x, y
+
+
+def _flat_problem(net, params, x, y):
+    td = tree_def(params)
+
+    def loss(flat):
+        return net.total_loss(td.unflatten(flat), x, y)
+
+    ag = td.flatten(loss_gradient(net, params, x, y))
+    return td, loss, td.flatten(params), ag
+
+
+def _assume_well_posed(net, params, x, y, ag):
+    assume(np.isfinite(float(net.total_loss(params, x, y))) and np.all(np.isfinite(ag)))
+    # Relative error is meaningless for a gradient that is zero up to rounding:
+    # max|fd - ag| / max|ag| would divide rounding noise by rounding noise.
+    assume(np.max(np.abs(ag)) > 1e-6)
+    if net.loss == "huber":
+        # Huber is C^1 but not C^2 where a residual is exactly 1: within 4h of
+        # it central differences are only first-order accurate (their bound
+        # still covers them, tested below), so 1e-9 agreement is not expected.
+        r = np.abs(net.outputs(params, x) - y)
+        assume(np.min(np.abs(r - 1.0)) > 1e-3)
+
+
+@given(smooth_cases())
+def test_fd_gradient_agrees_with_autograd_and_its_bound_covers_the_error(case):
+    net, params, x, y = case
+    td, loss, x0, ag = _flat_problem(net, params, x, y)
+    _assume_well_posed(net, params, x, y, ag)
+    fd, bound = fd_gradient(loss, x0)
+    err = np.abs(fd - ag)
+    assert np.max(err) / np.max(np.abs(ag)) <= AGREEMENT, (net, np.max(err), np.max(np.abs(ag)))
+    # The oracle's own bound covers its error entry by entry (autograd's
+    # rounding is far below the bound and is part of err here).
+    worst = int(np.argmax(err - bound))
+    assert np.all(err <= bound), (net, td.name(worst), err[worst], bound[worst])
+
+
+@given(smooth_cases(), st.integers(0, 2**32 - 1))
+def test_directional_probe_agrees_with_autograd_and_covers_its_error(case, seed):
+    net, params, x, y = case
+    td, loss, x0, ag = _flat_problem(net, params, x, y)
+    _assume_well_posed(net, params, x, y, ag)
+    oracle = LossOracle(loss, x0)
+    v = np.random.default_rng(seed).standard_normal(x0.size) * oracle.scale
+    p = oracle.probe(v)
+    exact = float(np.dot(ag, v))
+    scale = float(np.sum(np.abs(ag * v)))
+    assert p.finite and not p.kink, p
+    assert abs(p.value - exact) <= AGREEMENT * scale, (p, exact)
+    assert abs(p.value - exact) <= p.bound, (p, exact)
+    assert p.evaluations == 6
+    # 1 at x0, 8 for the noise measurement, 6 on the ladder.
+    assert oracle.evaluations == 1 + 8 + 6
+
+
+@given(smooth_cases())
+def test_huber_residual_on_its_threshold_is_covered_by_the_bound(case):
+    """Put one residual exactly on Huber's threshold (C^1, not C^2 there)."""
+    net, params, x, y = case
+    assume(net.loss == "huber")
+    y = np.array(y, copy=True)
+    y[0, 0] = net.outputs(params, x)[0, 0] - 1.0
+    td, loss, x0, ag = _flat_problem(net, params, x, y)
+    assume(np.all(np.isfinite(ag)) and np.isfinite(loss(x0)))
+    fd, bound = fd_gradient(loss, x0)
+    assert np.all(np.abs(fd - ag) <= bound)
+
+
+# ---------------------------------------------------------------- known derivatives
+
+def _relu2(x):
+    return np.maximum(x, 0.0) ** 2
+
+
+def _huber(x):
+    r = np.abs(x)
+    return np.where(r <= 1.0, 0.5 * r**2, r - 0.5)
+
+
+# name -> (f, f'), each elementwise; the loss is sum f(x_j).
+KNOWN = {
+    "sin": (np.sin, np.cos),
+    "exp": (np.exp, np.exp),
+    "polynomial": (lambda x: 3 * x**5 - 2 * x**3 + x - 7, lambda x: 15 * x**4 - 6 * x**2 + 1),
+    "relu**2": (_relu2, lambda x: 2 * np.maximum(x, 0.0)),
+    "huber": (_huber, lambda x: np.clip(x, -1.0, 1.0)),
+}
+
+# Points anywhere, and points on or right next to the places where relu**2 and
+# huber lose their second derivative (0, and +-1), inside the ladder's 4h.
+_points = st.one_of(
+    st.floats(-4.0, 4.0, allow_subnormal=False),
+    st.sampled_from([0.0, 1.0, -1.0]),
+    st.sampled_from([0.0, 1.0, -1.0]).flatmap(lambda c: st.floats(c - 1e-4, c + 1e-4)),
+)
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN))
+@given(x0=st.lists(_points, min_size=1, max_size=3).map(np.array), seed=st.integers(0, 2**32 - 1))
+def test_probe_bound_covers_the_error_for_known_derivatives(name, x0, seed):
+    f, df = KNOWN[name]
+    oracle = LossOracle(lambda x: float(np.sum(f(x))), x0)
+    v = np.random.default_rng(seed).standard_normal(x0.size) * oracle.scale
+    p = oracle.probe(v)
+    exact = float(np.dot(df(x0), v))
+    assert p.finite
+    assert abs(p.value - exact) <= p.bound, (p, exact)
+    # None of these has a kink: C^1 functions must not be called "not differentiable".
+    assert not p.kink, p
+
+
+@pytest.mark.parametrize("name", ["relu**2", "huber"])
+@pytest.mark.parametrize("x0", [0.0, 1.0, -1.0])
+def test_c1_points_exactly_on_the_seam(name, x0):
+    """relu(x)**2 at 0 and huber at +-1: once differentiable, so no kink, and
+    the first-order error of central differences lies within the bound."""
+    f, df = KNOWN[name]
+    oracle = LossOracle(lambda x: float(np.sum(f(x))), np.array([x0]))
+    p = oracle.probe(oracle.scale.copy())
+    exact = float(df(np.array([x0]))[0])
+    assert not p.kink
+    assert abs(p.value - exact) <= p.bound, (p, exact)
+
+
+# ---------------------------------------------------------------- kinks
+
+@pytest.mark.parametrize("f, slopes", [
+    (lambda x: float(np.maximum(x[0], 0.0)), (0.0, 1.0)),
+    (lambda x: float(abs(x[0])), (-1.0, 1.0)),
+])
+def test_kink_at_the_kink(f, slopes):
+    oracle = LossOracle(f, np.array([0.0]))
+    p = oracle.probe(oracle.scale.copy())
+    assert p.kink
+    assert (p.backward, p.forward) == pytest.approx(slopes, abs=1e-9)
+
+
+@pytest.mark.parametrize("f", [lambda x: float(np.maximum(x[0], 0.0)), lambda x: float(abs(x[0]))])
+@pytest.mark.parametrize("x0", [1e-3, -1e-3])
+def test_no_kink_a_little_away_from_the_kink(f, x0):
+    oracle = LossOracle(f, np.array([x0]))
+    assert 4 * oracle.h < 1e-3  # the whole ladder lies on one side
+    p = oracle.probe(oracle.scale.copy())
+    assert not p.kink
+    assert p.value == pytest.approx(float(np.sign(x0)) if f(np.array([-1.0])) else float(x0 > 0), abs=1e-9)
+
+
+@given(st.floats(-3.0, 3.0), st.floats(0.1, 3.0), st.floats(0.1, 3.0))
+def test_kink_of_a_generated_piecewise_linear_function(c, left, right):
+    """f(x) = -left (x - c) below c, right (x - c) above: a kink with a slope
+    jump of left + right >= 0.2, found at c, and not 1e-3 away from it."""
+    def f(x):
+        d = x[0] - c
+        return float(right * d if d >= 0 else -left * d)
+
+    at = LossOracle(f, np.array([c]))
+    assert at.probe(at.scale.copy()).kink
+    for off in (1e-3, -1e-3):
+        near = LossOracle(f, np.array([c + off * max(1.0, abs(c))]))
+        assert not near.probe(near.scale.copy()).kink
+
+
+# ---------------------------------------------------------------- measured noise
+
+def _cancelling(x):
+    # The value is of order one, but it is what is left of 1e8 + g(x) - 1e8:
+    # its rounding is eps * 1e8, far above eps * |f|.
+    return float((1e8 + np.sum(np.sin(x))) - 1e8)
+
+
+def _cancelling_grad(x):
+    return np.cos(x)
+
+
+@given(st.lists(st.floats(-3.0, 3.0), min_size=1, max_size=6).map(np.array),
+       st.integers(0, 2**32 - 1))
+def test_measured_noise_covers_a_small_difference_of_large_terms(x0, seed):
+    oracle = LossOracle(_cancelling, x0)
+    v = np.random.default_rng(seed).standard_normal(x0.size) * oracle.scale
+    p = oracle.probe(v)
+    exact = float(np.dot(_cancelling_grad(x0), v))
+    assert abs(p.value - exact) <= p.bound, (p, exact)
+    # The noise was measured, not modelled: eps |f| alone would be ~1e-15.
+    assert oracle.noise() > 1e-10
+
+
+@given(st.lists(st.floats(-3.0, 3.0), min_size=1, max_size=6).map(np.array))
+def test_no_false_alarm_on_a_small_difference_of_large_terms(x0):
+    for mode in ("full", "projection"):
+        v = gradcheck.check_gradient(_cancelling, _cancelling_grad, x0, mode=mode)
+        assert not v.fails, str(v)
+        assert v.holds or v.reason in UNDETERMINED_REASONS, str(v)
+
+
+# ---------------------------------------------------------------- float32 losses
+
+def _loss32(w, x):
+    return np.sum(np.sin(x.astype(np.float32) @ w.astype(np.float32)))
+
+
+def _grad_exact(w, x):
+    return x.T @ np.cos(x @ w)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(1, 5))
+def test_float32_loss_sets_the_precision_and_raises_no_false_alarm(seed, n, B):
+    rng = np.random.default_rng(seed)
+    w, x = rng.uniform(-1, 1, n), rng.uniform(-1, 1, (B, n))
+    oracle = LossOracle(lambda flat: _loss32(flat, x), w)
+    assert oracle.precision == np.float32
+    assert oracle.eps == np.finfo(np.float32).eps
+    for mode in ("full", "projection"):
+        v = gradcheck.check_gradient(_loss32, _grad_exact, w, x, mode=mode)
+        assert v.holds or (v.undetermined and v.reason == "precision-limited"), str(v)
+        assert "float32" in v.dtype and "float32" in str(v), str(v)
+
+
+def test_float64_loss_keeps_float64_precision():
+    oracle = LossOracle(lambda x: float(np.sum(x**2)), np.ones(3))
+    assert oracle.precision == np.float64
+    assert oracle.h == pytest.approx(np.finfo(np.float64).eps ** (1 / 3))
+
+
+# ---------------------------------------------------------------- bookkeeping
+
+def test_non_finite_loss_on_the_ladder_gives_a_non_finite_probe():
+    # log(x) at x = 1e-6: the ladder reaches below 0.
+    oracle = LossOracle(lambda x: float(np.log(x[0])) if x[0] > 0 else float("nan"), np.array([1e-6]))
+    p = oracle.probe(oracle.scale.copy())
+    assert isinstance(p, Probe)
+    assert not p.finite and np.isnan(p.value) and p.bound == np.inf
+
+
+def test_step_is_relative_for_large_parameters():
+    oracle = LossOracle(lambda x: float(np.sum(x**2)), np.array([0.5, -8.0, 300.0]))
+    np.testing.assert_array_equal(oracle.scale, [1.0, 8.0, 300.0])
+
+
+def test_fd_gradient_does_not_modify_x0():
+    x0 = np.array([0.3, -1.2])
+    before = x0.copy()
+    fd_gradient(lambda x: float(np.sum(np.sin(x))), x0)
+    np.testing.assert_array_equal(x0, before)
