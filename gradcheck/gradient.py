@@ -186,7 +186,8 @@ def _resolution(s: _Setup, v: Verdict, comps: list[Comparison]) -> Verdict:
 
 def _projection(s: _Setup, probes: int, rng: np.random.Generator) -> Verdict:
     n = s.x0.size
-    comps = [s.compare(s.block_direction(rng, 0, n)) for _ in range(probes)]
+    directions = [s.block_direction(rng, 0, n) for _ in range(probes)]
+    comps = [s.compare(v) for v in directions]
     labels = [f"probe {k}" for k in range(probes)]
     v = _summarise(s, comps, labels)
     if v.outcome != FAILS:
@@ -194,19 +195,26 @@ def _projection(s: _Setup, probes: int, rng: np.random.Generator) -> Verdict:
     k = max(range(probes), key=lambda i: comps[i].error / comps[i].bound if comps[i].bound else np.inf)
     c = comps[k]
     rel = c.error / max(abs(c.probe.value), np.finfo(float).tiny)
-    where = _localise(s, rng)
+    where = _localise(s, rng, directions[k])
     head = (f"grad_fn disagrees with finite differences of loss_fn along {labels[k]}: directional "
             f"derivative {c.claimed:.9g} by grad_fn, {c.probe.value:.9g} by finite differences "
             f"(relative error {rel:.2e})")
     return v.with_(message=f"{head}; {where}", evaluations=s.oracle.evaluations)
 
 
-def _localise(s: _Setup, rng: np.random.Generator) -> str:
+def _localise(s: _Setup, rng: np.random.Generator, failed: np.ndarray) -> str:
     """Narrow a failed projection down to entries: test each parameter array,
-    then halve the failing blocks (fresh Gaussian weights each time) until
-    single entries remain or the error is spread over too many blocks."""
+    then halve the failing blocks until single entries remain or the error is
+    spread over too many blocks. Each block is probed with the failed
+    direction's own weights on it, so a wrong entry keeps the weight that
+    exposed it while the bound shrinks with the block."""
+    def probe(lo: int, hi: int) -> Comparison:
+        v = np.zeros_like(failed)
+        v[lo:hi] = failed[lo:hi]
+        return s.compare(v)
+
     blocks = [(leaf.start, leaf.start + leaf.size) for leaf in s.td.leaves]
-    leaf_comps = {b: s.compare(s.block_direction(rng, *b)) for b in blocks}
+    leaf_comps = {b: probe(*b) for b in blocks}
     failing = [b for b in blocks if leaf_comps[b].outcome == FAILS]
     leaf_comps_failing = {b[0]: leaf_comps[b] for b in failing}
     hint = _leaf_hint(s, leaf_comps_failing, rng)
@@ -218,7 +226,7 @@ def _localise(s: _Setup, rng: np.random.Generator) -> str:
         if len(found) + len(wide) > MAX_NAMED:
             return _spread_text(s, found, wide) + _leaf_hint(s, leaf_comps_failing, rng, scaled=True)
         halves = [h for lo, hi in wide for h in ((lo, (lo + hi) // 2), ((lo + hi) // 2, hi))]
-        failing = [h for h in halves if s.compare(s.block_direction(rng, *h)).outcome == FAILS]
+        failing = [h for h in halves if probe(*h).outcome == FAILS]
     if not found:
         return "the error is spread thinly: no single parameter array fails on its own" + hint
     comps = {j: s.compare(s.entry_direction(j)) for j in found}

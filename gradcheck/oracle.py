@@ -97,18 +97,32 @@ class LossOracle:
         if not np.all(np.isfinite(values)):
             return Probe(np.nan, np.inf, np.nan, np.nan, False, False, evals)
         d = [(p - m) / (2 * k * h) for p, m, k in zip(plus, minus, (1, 2, 4))]
-        r2 = (64 * d[0] - 20 * d[1] + d[2]) / 45  # twice extrapolated: O(h^6) where f is smooth
-        # Where f is smooth this overstates the error of r2 by far (it is the
-        # O(h^2) error of d[0] plus the gap to r2); where f is only once
-        # differentiable, or a kink lies within 4h, the ladder is not a
-        # polynomial in h and only such a wide estimate still covers r2.
-        truncation = 2 * abs(r2 - d[0]) + abs(d[0] - d[1])
+        r1 = (4 * d[0] - d[1]) / 3  # once extrapolated: O(h^4) where f is smooth
+        r2 = (64 * d[0] - 20 * d[1] + d[2]) / 45  # twice: O(h^6)
+        truncation = _truncation(d, r1, r2)
         modelled = nm.C_EVAL * self.eps * (max(np.max(np.abs(values)), nm.LOSS_UNIT) + claimed_abs)
         noise = max(modelled, nm.NOISE_SAFETY * self.noise())
         rounding = nm.RICHARDSON_ROUNDING * noise / h
         fwd, bwd = (plus[0] - f0) / h, (f0 - minus[0]) / h
         kink = _is_kink(plus, minus, f0, h, noise)
         return Probe(r2, truncation + rounding, fwd, bwd, kink, True, evals)
+
+
+def _truncation(d: list[float], r1: float, r2: float) -> float:
+    """Error estimate for r2.
+
+    Where f is smooth, d(kh) = D + c k^2 h^2 + O(h^4), so successive gaps of
+    the ladder shrink fourfold: (d0 - d1) / (d1 - d2) = 1/4. When the ladder
+    shows that law, the extrapolation is trusted and the gap between its last
+    two levels (doubled) bounds r2. Otherwise (f only once differentiable, a
+    kink within 4h, or gaps lost in rounding) the ladder is not a polynomial
+    in h, and only a wide estimate covers r2: twice its distance to d0 plus
+    the first gap, which is the error of d0 itself.
+    """
+    gap01, gap12 = d[0] - d[1], d[1] - d[2]
+    if gap12 != 0 and 0.2 <= gap01 / gap12 <= 0.3:
+        return 2 * abs(r2 - r1)
+    return 2 * abs(r2 - d[0]) + abs(d[0] - d[1])
 
 
 def _is_kink(plus: list[float], minus: list[float], f0: float, h: float, noise: float) -> bool:

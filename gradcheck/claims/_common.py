@@ -78,15 +78,37 @@ def flat(tree: Any) -> np.ndarray:
     return tree_def(tree).flatten(tree)
 
 
+# The reference gradients of the claims are computed in extended precision
+# (long double: 64-bit mantissa where the platform has it), then rounded to
+# float64 and held to the float64 allowance of sum_rounding. In float64 the
+# same identity can differ by more than that allowance for an innocent
+# reason: BLAS picks other kernels for a batch of 1 than of 2, and a deep
+# network's backward pass cancels intermediate values much larger than the
+# gradient it returns. Extended precision keeps such rounding far below the
+# allowance, so a difference above it is the identity failing.
+WIDE = np.longdouble
+
+
+def _wide(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _wide(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_wide(v) for v in tree)
+    arr = np.asarray(tree)
+    return arr.astype(WIDE) if np.issubdtype(arr.dtype, np.floating) else arr
+
+
 def per_example(case: Case) -> list[np.ndarray]:
-    return [flat(g) for g in per_example_gradients(case.net, case.params, case.x, case.y)]
+    return [flat(g) for g in per_example_gradients(case.net, _wide(case.params), _wide(case.x), _wide(case.y))]
 
 
 def grad(case: Case, x: np.ndarray | None = None, y: np.ndarray | None = None, **kw: Any) -> np.ndarray:
     """Autograd's gradient of the network's batch loss (default: the case's batch)."""
     x = case.x if x is None else x
     y = case.y if y is None else y
-    return flat(loss_gradient(case.net, case.params, x, y, **kw))
+    if kw.get("weights") is not None:
+        kw["weights"] = _wide(kw["weights"])
+    return flat(loss_gradient(case.net, _wide(case.params), _wide(x), _wide(y), **kw))
 
 
 def by_rounding(claim: str, law: str, params: Any, got: np.ndarray, want: np.ndarray,

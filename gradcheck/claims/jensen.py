@@ -16,7 +16,7 @@ from .. import numerics as nm
 from .. import strategies as gst
 from ..gradient import check_gradient
 from ..nets import ACTIVATIONS, AFFINE_DERIVATIVE, Network
-from ._common import (Case, both, by_differences, by_rounding, flat, grad, per_example, problems,
+from ._common import (_wide, Case, both, by_differences, by_rounding, flat, grad, per_example, problems,
                       small_problems, verdict)
 from .registry import WITNESSED, Claim, Property, register
 
@@ -131,7 +131,8 @@ SEED_CASE = Case(Network((1, 1), activation="identity", loss="squared"),
 
 def _output_jacobian_vjp(case: Case, x: np.ndarray, cotangent: np.ndarray) -> np.ndarray:
     """Backpropagate an output signal through the network at input x."""
-    return flat(autograd.grad(lambda p: anp.sum(case.net.outputs(p, x) * cotangent))(case.params))
+    cot = _wide(cotangent)
+    return flat(autograd.grad(lambda p: anp.sum(case.net.outputs(p, _wide(x)) * cot))(_wide(case.params)))
 
 
 def _average_loss_signal(case: Case) -> Any:
