@@ -22,8 +22,9 @@ import argparse
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -319,7 +320,7 @@ def torch_peer(case: Case, row: dict[str, str], j: int, quick: bool) -> None:
         if not fast and n > (QUICK_FULL_MAX if quick else TORCH_FULL_MAX):
             row[key] = "—[c]"
             continue
-        t, ok = best_time(lambda: run("ok", fast), REPEATS if fast or n <= 1000 else 1)
+        t, ok = best_time(lambda fast=fast: run("ok", fast), REPEATS if fast or n <= 1000 else 1)
         caught_delta, caught_entry = not run("delta", fast), not run("entry", fast)
         row[key] = f"{seconds(t)}, ours/it {ours / t:.2g}"
         if not ok:
@@ -414,7 +415,7 @@ def render(rows: dict[str, dict[str, str]], markdown: bool) -> str:
     body = [[name, *[rows[lab].get(key, "—") for lab in labels]] for name, key in ROWS]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(labels)) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in body]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body]
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     fmt = lambda r: "  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])])
@@ -425,22 +426,23 @@ def footnotes(quick: bool) -> str:
     full_max = QUICK_FULL_MAX if quick else FULL_MAX
     torch_max = QUICK_FULL_MAX if quick else TORCH_FULL_MAX
     return "\n".join([
-        f"MLP: tanh hidden layers, loss 0.5·mean_b Σ(out-y)², float64, batch {BATCH}, seed {SEED}; "
-        f"layer widths {', '.join(f'{k}: {v}' for k, v in ARCHS.items() if k in ARCHS)}.",
-        f"[a] full check only up to n = {full_max}: it costs 6 loss evaluations per entry and "
-        f"each evaluation is O(n), so O(n²): 8–15 s at n ≈ 10^4, so some 15–25 min at 10^5; "
-        f"the oracle error column uses fd_gradient (same cost).",
-        "[b] projection check: 4 probes × 6 evaluations + 1 at params, whatever n; a failing "
+        (f"MLP: tanh hidden layers, loss 0.5·mean_b Σ(out-y)², float64, batch {BATCH}, seed {SEED}; "
+        f"layer widths {', '.join(f'{k}: {v}' for k, v in ARCHS.items())}."),
+        (f"[a] full check only up to n = {full_max}: it costs 6 loss evaluations per entry and "
+        f"each evaluation is O(n), so O(n²): 8–22 s at n ≈ 10^4 here, so tens of minutes at 10^5; "
+        f"the oracle error column uses fd_gradient (same cost)."),
+        ("[b] projection check: 4 probes × 6 evaluations, 1 at params and 8 that measure the loss's "
+        "rounding noise, whatever n; a failing "
         "check spends more evaluations localising the error. δ swept over 1e-3 .. 1e-10; "
-        "'*' would mark a larger δ that passed.",
-        f"[c] torch's full gradcheck: 2n forward passes (numerical) + backward, run up to n = {torch_max}: "
+        "'*' would mark a larger δ that passed."),
+        (f"[c] torch's full gradcheck: 2n forward passes (numerical) + backward, run up to n = {torch_max}: "
         f"one run took 94 s at n = 9,768 on this machine (its cost grows faster than n), and three runs "
         f"(correct, δ=1e-6, 1% entry) are needed per size. Default tolerances "
         "(eps 1e-6, atol 1e-5, rtol 1e-3), float64. The wrong gradient is injected by an identity "
-        "autograd.Function whose backward multiplies by the error.",
-        "'ours/it' = our projection time / the peer's time (below 1: ours is faster). "
+        "autograd.Function whose backward multiplies by the error."),
+        ("'ours/it' = our projection time / the peer's time (below 1: ours is faster). "
         f"The one-entry position is drawn by default_rng({SEED}); 'named' means the message "
-        "contains the entry's path, e.g. params[1]['W'][3, 5].",
+        "contains the entry's path, e.g. params[1]['W'][3, 5]."),
     ])
 
 

@@ -29,10 +29,16 @@ class Leaf:
 
 def _children(node: Any) -> Iterator[tuple[str, Any]] | None:
     if isinstance(node, dict):
-        return ((f"[{k!r}]", node[k]) for k in node)
+        return ((f"[{k!r}]", node[k]) for k in _keys(node))
     if isinstance(node, (list, tuple)):
         return ((f"[{i}]", v) for i, v in enumerate(node))
     return None
+
+
+def _keys(node: dict) -> list[Any]:
+    # Dicts are read in sorted key order, so a gradient whose dict lists the
+    # same keys in another order (as jax.grad returns them) lines up by key.
+    return sorted(node, key=repr)
 
 
 def _walk(node: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -107,7 +113,8 @@ def tree_def(params: Any, *, argname: str = "params") -> TreeDef:
     def skel(node: Any, path: str) -> Any:
         nonlocal start
         if isinstance(node, dict):
-            return {k: skel(v, f"{path}[{k!r}]") for k, v in node.items()}
+            built = {k: skel(node[k], f"{path}[{k!r}]") for k in _keys(node)}
+            return {k: built[k] for k in node}  # leaves numbered by key, order kept
         if isinstance(node, (list, tuple)):
             out = [skel(v, f"{path}[{i}]") for i, v in enumerate(node)]
             return tuple(out) if isinstance(node, tuple) else out

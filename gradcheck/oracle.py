@@ -65,11 +65,12 @@ class LossOracle:
         """Measured rounding noise of the loss near x0: the largest residual of
         a parabola through f(x0 + j d v), nine j in [-4, 4], with d = h / 64 so small
         that the cubic term lies far below rounding. Measured once
-        per check (8 evaluations), along a fixed pattern of signs that moves
-        every entry, it covers losses whose value is a small difference of
-        large terms, which eps |f| alone would miss."""
+        per check (8 evaluations), along a fixed Gaussian direction that moves
+        every entry by a different amount (a pattern of equal-size signs can
+        leave a symmetric loss exactly constant), it covers losses whose value
+        is a small difference of large terms, which eps |f| alone would miss."""
         if self._noise is None:
-            v = np.random.default_rng(0).choice([-1.0, 1.0], self.x0.size) * self.scale
+            v = np.random.default_rng(0).standard_normal(self.x0.size) * self.scale
             d = self.h / 64
             # Irregular offsets: on an arithmetic progression a loss that is
             # rounded to a grid can step by whole grid cells and look exact.
@@ -97,9 +98,8 @@ class LossOracle:
         if not np.all(np.isfinite(values)):
             return Probe(np.nan, np.inf, np.nan, np.nan, False, False, evals)
         d = [(p - m) / (2 * k * h) for p, m, k in zip(plus, minus, (1, 2, 4))]
-        r1 = (4 * d[0] - d[1]) / 3  # once extrapolated: O(h^4) where f is smooth
-        r2 = (64 * d[0] - 20 * d[1] + d[2]) / 45  # twice: O(h^6)
-        truncation = _truncation(d, r1, r2)
+        r2 = (64 * d[0] - 20 * d[1] + d[2]) / 45  # twice extrapolated: O(h^6) where f is smooth
+        truncation = _truncation(d, r2)
         modelled = nm.C_EVAL * self.eps * (max(np.max(np.abs(values)), nm.LOSS_UNIT) + claimed_abs)
         noise = max(modelled, nm.NOISE_SAFETY * self.noise())
         rounding = nm.RICHARDSON_ROUNDING * noise / h
@@ -108,20 +108,17 @@ class LossOracle:
         return Probe(r2, truncation + rounding, fwd, bwd, kink, True, evals)
 
 
-def _truncation(d: list[float], r1: float, r2: float) -> float:
-    """Error estimate for r2.
+def _truncation(d: list[float], r2: float) -> float:
+    """Error estimate for r2: twice its distance to d0 plus the first gap of
+    the ladder (the error of d0 itself).
 
-    Where f is smooth, d(kh) = D + c k^2 h^2 + O(h^4), so successive gaps of
-    the ladder shrink fourfold: (d0 - d1) / (d1 - d2) = 1/4. When the ladder
-    shows that law, the extrapolation is trusted and the gap between its last
-    two levels (doubled) bounds r2. Otherwise (f only once differentiable, a
-    kink within 4h, or gaps lost in rounding) the ladder is not a polynomial
-    in h, and only a wide estimate covers r2: twice its distance to d0 plus
-    the first gap, which is the error of d0 itself.
+    Where f is smooth this overstates the error of r2 by far. It is chosen
+    over the gap between the last two extrapolation levels because a loss may
+    be only once differentiable somewhere within 4h of the point (a ReLU
+    squared, a Huber threshold), for one entry of the probe among many; the
+    ladder then hides a seam that a narrow estimate would not cover, while this
+    one does whenever the smallest step stays on one side.
     """
-    gap01, gap12 = d[0] - d[1], d[1] - d[2]
-    if gap12 != 0 and 0.2 <= gap01 / gap12 <= 0.3:
-        return 2 * abs(r2 - r1)
     return 2 * abs(r2 - d[0]) + abs(d[0] - d[1])
 
 

@@ -11,26 +11,31 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import gradcheck
 from gradcheck import strategies as gs
-from gradcheck.nets import NETWORK_ACTIVATIONS, Network, loss_gradient
-from gradcheck.oracle import LossOracle, Probe, fd_gradient
 from gradcheck._tree import tree_def
+from gradcheck.nets import NETWORK_ACTIVATIONS, loss_gradient
+from gradcheck.oracle import LossOracle, Probe, fd_gradient
 
 SMOOTH = [a for a in NETWORK_ACTIVATIONS if a != "relu"]
-AGREEMENT = 1e-9  # relative agreement of finite differences and autograd, float64
+# Relative agreement of finite differences and autograd, float64. The rounding
+# of a central difference is absolute, about eps * max(|f|, 1) / h ~ 4e-11 for
+# a loss of order one, so "relative" is taken against max(max|g|, 1): the same
+# unit floor as numerics.LOSS_UNIT and GRAD_UNIT. (Against max|g| alone a
+# generated gradient of 0.036 already misses 1e-9 by rounding: no bug there.)
+AGREEMENT = 1e-9
 UNDETERMINED_REASONS = {"not differentiable here", "precision-limited", "non-finite loss"}
 
 
 # ---------------------------------------------------------------- generated networks
 
 @st.composite
-def smooth_cases(draw, *, max_depth=3, max_width=8):
-    """A smooth float64 network, its params, a batch, and flat views of them."""
-    net = draw(gs.networks(max_depth=max_depth, max_width=max_width,
+def smooth_cases(draw, *, max_depth=3, max_width=8, losses=None):
+    """A smooth float64 network, its params and a batch."""
+    net = draw(gs.networks(max_depth=max_depth, max_width=max_width, losses=losses,
                            activations=gs.activations(names=SMOOTH)))
     params = draw(gs.parameters(net))
     x, y = draw(gs.batches(net, max_size=6))
@@ -67,7 +72,7 @@ def test_fd_gradient_agrees_with_autograd_and_its_bound_covers_the_error(case):
     _assume_well_posed(net, params, x, y, ag)
     fd, bound = fd_gradient(loss, x0)
     err = np.abs(fd - ag)
-    assert np.max(err) / np.max(np.abs(ag)) <= AGREEMENT, (net, np.max(err), np.max(np.abs(ag)))
+    assert np.max(err) / max(np.max(np.abs(ag)), 1.0) <= AGREEMENT, (net, np.max(err), np.max(np.abs(ag)))
     # The oracle's own bound covers its error entry by entry (autograd's
     # rounding is far below the bound and is part of err here).
     worst = int(np.argmax(err - bound))
@@ -77,7 +82,7 @@ def test_fd_gradient_agrees_with_autograd_and_its_bound_covers_the_error(case):
 @given(smooth_cases(), st.integers(0, 2**32 - 1))
 def test_directional_probe_agrees_with_autograd_and_covers_its_error(case, seed):
     net, params, x, y = case
-    td, loss, x0, ag = _flat_problem(net, params, x, y)
+    _, loss, x0, ag = _flat_problem(net, params, x, y)
     _assume_well_posed(net, params, x, y, ag)
     oracle = LossOracle(loss, x0)
     v = np.random.default_rng(seed).standard_normal(x0.size) * oracle.scale
@@ -85,21 +90,20 @@ def test_directional_probe_agrees_with_autograd_and_covers_its_error(case, seed)
     exact = float(np.dot(ag, v))
     scale = float(np.sum(np.abs(ag * v)))
     assert p.finite and not p.kink, p
-    assert abs(p.value - exact) <= AGREEMENT * scale, (p, exact)
+    assert abs(p.value - exact) <= AGREEMENT * max(scale, 1.0), (p, exact)
     assert abs(p.value - exact) <= p.bound, (p, exact)
     assert p.evaluations == 6
     # 1 at x0, 8 for the noise measurement, 6 on the ladder.
     assert oracle.evaluations == 1 + 8 + 6
 
 
-@given(smooth_cases())
+@given(smooth_cases(losses=["huber"]))
 def test_huber_residual_on_its_threshold_is_covered_by_the_bound(case):
     """Put one residual exactly on Huber's threshold (C^1, not C^2 there)."""
     net, params, x, y = case
-    assume(net.loss == "huber")
     y = np.array(y, copy=True)
     y[0, 0] = net.outputs(params, x)[0, 0] - 1.0
-    td, loss, x0, ag = _flat_problem(net, params, x, y)
+    _, loss, x0, ag = _flat_problem(net, params, x, y)
     assume(np.all(np.isfinite(ag)) and np.isfinite(loss(x0)))
     fd, bound = fd_gradient(loss, x0)
     assert np.all(np.abs(fd - ag) <= bound)
@@ -136,6 +140,7 @@ _points = st.one_of(
 
 @pytest.mark.parametrize("name", sorted(KNOWN))
 @given(x0=st.lists(_points, min_size=1, max_size=3).map(np.array), seed=st.integers(0, 2**32 - 1))
+@example(x0=np.array([1.0, 8.280132923813377e-06]), seed=5)  # one entry 1.4h from relu**2's seam
 def test_probe_bound_covers_the_error_for_known_derivatives(name, x0, seed):
     f, df = KNOWN[name]
     oracle = LossOracle(lambda x: float(np.sum(f(x))), x0)
@@ -213,6 +218,7 @@ def _cancelling_grad(x):
 
 @given(st.lists(st.floats(-3.0, 3.0), min_size=1, max_size=6).map(np.array),
        st.integers(0, 2**32 - 1))
+@example(np.zeros(6), 4)  # along the noise pattern +,+,+,-,-,- sum(sin) is exactly 0
 def test_measured_noise_covers_a_small_difference_of_large_terms(x0, seed):
     oracle = LossOracle(_cancelling, x0)
     v = np.random.default_rng(seed).standard_normal(x0.size) * oracle.scale
@@ -224,6 +230,7 @@ def test_measured_noise_covers_a_small_difference_of_large_terms(x0, seed):
 
 
 @given(st.lists(st.floats(-3.0, 3.0), min_size=1, max_size=6).map(np.array))
+@example(np.zeros(6))  # the noise pattern +,+,+,-,-,- makes sum(sin) exactly 0 along it
 def test_no_false_alarm_on_a_small_difference_of_large_terms(x0):
     for mode in ("full", "projection"):
         v = gradcheck.check_gradient(_cancelling, _cancelling_grad, x0, mode=mode)

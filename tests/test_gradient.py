@@ -1,0 +1,265 @@
+"""Tests for gradcheck.gradient.check_gradient on generated networks.
+
+Three things a checker of gradients owes its users (DESIGN §4, §5): no false
+alarm on a right gradient, a failure for a gradient wrong by as little as one
+part in a million, and, in projection mode, a fixed cost whatever the
+parameter count, with the wrong entry found and named.
+(Hand-written right and wrong implementations are in test_catalog.py.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import Phase, assume, example, given, settings
+from hypothesis import strategies as st
+
+import gradcheck
+from gradcheck import strategies as gs
+from gradcheck.nets import NETWORK_ACTIVATIONS, loss_gradient
+
+MODES = ("full", "projection")
+UNDETERMINED_REASONS = {"not differentiable here", "precision-limited", "non-finite loss"}
+SMOOTH = [a for a in NETWORK_ACTIVATIONS if a != "relu"]
+THOROUGH = settings.default.max_examples >= 1000
+
+
+# ---------------------------------------------------------------- generated cases
+
+@st.composite
+def cases(draw, *, activations=None, max_depth=3, max_width=8, l2=None):
+    """(net, params, x, y): any activation (relu included), loss and l2 unless told."""
+    with_l2 = draw(st.booleans()) if l2 is None else l2
+    net = draw(gs.networks(max_depth=max_depth, max_width=max_width, l2=with_l2,
+                           activations=activations))
+    params = draw(gs.parameters(net))
+    x, y = draw(gs.batches(net, max_size=6))
+    return net, params, x, y
+
+
+def _fns(net):
+    def loss_fn(p, x, y):
+        return net.total_loss(p, x, y)
+
+    def grad_fn(p, x, y):
+        return loss_gradient(net, p, x, y)
+
+    return loss_fn, grad_fn
+
+
+def _flat(tree):
+    return np.concatenate([np.ravel(layer[k]) for layer in tree for k in ("W", "b")])
+
+
+def _scaled(grad_fn, factor):
+    def wrong(p, x, y):
+        return [{k: factor * v for k, v in layer.items()} for layer in grad_fn(p, x, y)]
+    return wrong
+
+
+def _assert_no_false_alarm(v):
+    text = str(v)
+    assert v.outcome in ("holds", "undetermined"), text
+    if v.undetermined:
+        assert v.reason in UNDETERMINED_REASONS, text
+    assert text.startswith("[gradcheck] check_gradient"), text
+    assert v.step is not None and v.dtype and v.evaluations > 0, text
+
+
+# ---------------------------------------------------------------- no false alarm
+
+def _no_false_alarm(case):
+    net, params, x, y = case
+    loss_fn, grad_fn = _fns(net)
+    for mode in MODES:
+        _assert_no_false_alarm(gradcheck.check_gradient(loss_fn, grad_fn, params, x, y, mode=mode))
+
+
+@given(cases())
+def test_no_false_alarm_on_autograd_gradients(case):
+    _no_false_alarm(case)
+
+
+@pytest.mark.skipif(not THOROUGH, reason="thorough profile only (HYPOTHESIS_PROFILE=thorough)")
+@settings(max_examples=9 * settings.default.max_examples)
+@given(cases(max_depth=4, max_width=16))
+def test_no_false_alarm_on_autograd_gradients_thorough(case):
+    # With the thorough profile (1000 examples): 9000 cases here, in both
+    # modes, plus 1000 above: the DESIGN's 10,000 cases without a false alarm.
+    _no_false_alarm(case)
+
+
+# ---------------------------------------------------------------- sensitivity
+
+@pytest.mark.parametrize("rel", [1e-6, 1e-3])
+@given(case=cases(activations=gs.activations(names=SMOOTH)))
+def test_relative_error_is_caught_in_both_modes(rel, case):
+    net, params, x, y = case
+    loss_fn, grad_fn = _fns(net)
+    g = _flat(grad_fn(params, x, y))
+    loss = float(loss_fn(params, x, y))
+    # Detectable by design: the gradient is not tiny and the loss is O(1), so
+    # the finite-difference bound (rounding ~ eps |f| / h) sits well below
+    # rel * |g|.
+    assume(np.all(np.isfinite(g)) and np.max(np.abs(g)) > 1e-3 and 1e-2 < abs(loss) < 1e2)
+    wrong = _scaled(grad_fn, 1.0 + rel)
+    for mode in MODES:
+        v = gradcheck.check_gradient(loss_fn, wrong, params, x, y, mode=mode)
+        assert v.fails, f"{mode}: {v}"
+        assert v.error > v.tolerance, str(v)
+        assert "disagrees with finite differences" in str(v), str(v)
+
+
+# ---------------------------------------------------------------- one wrong entry among 10^5
+
+N_BIG = 100_000
+SHAPES = {"W": (250, 300), "b": (25_000,)}  # 75,000 + 25,000 = 10^5 entries
+
+
+def _big_params(seed, shapes=SHAPES):
+    rng = np.random.default_rng(seed)
+    return {k: rng.uniform(-2.0, 2.0, s) for k, s in shapes.items()}
+
+
+def _separable_loss(p):
+    # Separable: entry j only moves term j, and each term's derivative is
+    # O(1): d/dw (sin(w) + w^2 / 4) = cos(w) + w / 2.
+    return float(sum(np.sum(np.sin(a) + 0.25 * a**2) for a in p.values()))
+
+
+def _separable_grad(p):
+    return {k: np.cos(a) + 0.5 * a for k, a in p.items()}
+
+
+@given(seed=st.integers(0, 2**32 - 1), leaf=st.sampled_from(sorted(SHAPES)),
+       where=st.floats(0.0, 1.0, exclude_max=True), delta=st.sampled_from([1e-2, -1e-2, 0.5]))
+@example(seed=173, leaf="b", where=0.0, delta=1e-2)  # a narrowing step's fresh draw misses it
+# No shrink phase: each example costs ~0.4 s (10^5 parameters), its inputs are
+# already four readable numbers, and shrinking a failure took minutes.
+@settings(phases=[Phase.explicit, Phase.reuse, Phase.generate])
+def test_one_wrong_entry_among_1e5_is_named_at_bounded_cost(seed, leaf, where, delta):
+    params = _big_params(seed)
+    size = math.prod(SHAPES[leaf])
+    j = int(where * size)
+    index = np.unravel_index(j, SHAPES[leaf])
+
+    def wrong(p):
+        g = _separable_grad(p)
+        g[leaf][index] += delta
+        return g
+
+    v = gradcheck.check_gradient(_separable_loss, wrong, params, mode="projection", seed=seed % 1000)
+    text = str(v)
+    assert v.fails, text
+    shown = ", ".join(str(int(i)) for i in index)
+    assert f"wrong entries: params['{leaf}'][{shown}] (grad_fn" in text, text
+    assert text.count("(grad_fn ") == 1, text  # only the wrong entry is named
+    # Cost. Each directional comparison is one ladder of 6 evaluations, plus
+    # 1 for the loss at params and 8 for the noise measurement, once. Then:
+    # the projection (4 probes); one comparison per leaf; one more for the
+    # failing leaf's sign/scale hint; per halving level, the 2 halves of the
+    # one failing block, over at most ceil(log2 n) levels; one comparison of
+    # the entry it names. So at most
+    #     9 + 6 * (4 + leaves + 1 + 2 * ceil(log2 n) + 1) = 261 for n = 10^5,
+    # O(log n), where a full check would cost 6 n = 600,000.
+    leaves, probes = len(SHAPES), 4
+    bound = 9 + 6 * (probes + leaves + 1 + 2 * math.ceil(math.log2(N_BIG)) + 1)
+    assert v.evaluations <= bound, (v.evaluations, bound)
+
+
+@given(seed=st.integers(0, 2**32 - 1), probes=st.integers(1, 6))
+def test_projection_cost_does_not_depend_on_the_parameter_count(seed, probes):
+    counts = []
+    for shapes in ({"W": (10, 5), "b": (50,)}, SHAPES):  # n = 10^2 and 10^5
+        v = gradcheck.check_gradient(_separable_loss, _separable_grad, _big_params(seed, shapes),
+                                     mode="projection", probes=probes, seed=seed % 1000)
+        assert v.holds, str(v)
+        counts.append(v.evaluations)
+    assert counts[0] == counts[1], counts
+    assert counts[0] == 1 + 8 + 6 * probes  # f(params), noise, one ladder per probe
+
+
+# ---------------------------------------------------------------- kinks and signs
+
+def _relu_loss(w, x):
+    return float(np.sum(np.maximum(x @ w, 0.0)))
+
+
+def _relu_grad(w, x):
+    return x.T @ (x @ w > 0).astype(np.float64)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5), B=st.integers(1, 4))
+def test_kink_is_not_differentiable_here(mode, seed, n, B):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.5, 2.0, (B, n))
+    w = np.zeros(n)  # every pre-activation x @ w is exactly 0: on the kink
+    v = gradcheck.check_gradient(_relu_loss, _relu_grad, w, x, mode=mode)
+    text = str(v)
+    assert v.undetermined and v.reason == "not differentiable here", text
+    assert "one-sided differences" in text and "(not differentiable here)" in text, text
+
+
+@given(case=cases(activations=gs.activations(names=SMOOTH)), data=st.data())
+def test_sign_flipped_leaf_is_named(case, data):
+    net, params, x, y = case
+    loss_fn, grad_fn = _fns(net)
+    layer = data.draw(st.integers(0, net.depth - 1), label="layer")
+    key = data.draw(st.sampled_from(["W", "b"]), label="key")
+    g = grad_fn(params, x, y)
+    assume(np.all(np.isfinite(_flat(g))) and np.max(np.abs(g[layer][key])) > 1e-3)
+    assume(1e-2 < abs(float(loss_fn(params, x, y))) < 1e2)
+
+    def flipped(p, x, y):
+        out = grad_fn(p, x, y)
+        out[layer][key] = -out[layer][key]
+        return out
+
+    for mode in MODES:
+        v = gradcheck.check_gradient(loss_fn, flipped, params, x, y, mode=mode)
+        text = str(v)
+        assert v.fails, text
+        assert f"params[{layer}]['{key}'] has the wrong sign" in text, text
+
+
+# ---------------------------------------------------------------- misuse
+
+def _ok():
+    return (lambda w: float(w @ w)), (lambda w: 2 * w), np.array([1.0, -2.0])
+
+
+@pytest.mark.parametrize("options, name", [
+    ({"mode": "bogus"}, "mode="),
+    ({"probes": 0}, "probes="),
+    ({"probes": -3}, "probes="),
+    ({"probes": 2.5}, "probes="),
+])
+def test_bad_options_are_misuse(options, name):
+    loss, grad, w = _ok()
+    with pytest.raises(gradcheck.GradcheckUsageError, match=name):
+        gradcheck.check_gradient(loss, grad, w, **options)
+
+
+def test_non_callable_loss_is_misuse():
+    _, grad, w = _ok()
+    with pytest.raises(gradcheck.GradcheckUsageError, match="loss_fn="):
+        gradcheck.check_gradient(3.0, grad, w)
+
+
+def test_non_callable_grad_is_misuse():
+    loss, _, w = _ok()
+    with pytest.raises((gradcheck.GradcheckUsageError, TypeError), match="grad_fn="):
+        gradcheck.check_gradient(loss, "not a function", w)
+
+
+@pytest.mark.parametrize("params, where", [
+    (np.array([1, 2]), "params"),
+    ({"W": np.zeros(2), "n": np.array([3])}, "params['n']"),
+])
+def test_integer_params_are_misuse_naming_the_leaf(params, where):
+    with pytest.raises(gradcheck.GradcheckUsageError, match=r"params=int64 array at ") as info:
+        gradcheck.check_gradient(lambda p: 0.0, lambda p: p, params)
+    assert f"at {where}:" in str(info.value)
