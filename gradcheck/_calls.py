@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._tree import TreeDef, same_structure
+from ._tree import TreeDef, leaves, same_structure
 
 
 def copies(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -35,21 +35,10 @@ class GradCaller:
         return self.td.flatten(result)
 
     def _note_dtype(self, result: Any) -> None:
-        for leaf in _leaves(result):
+        for leaf in leaves(result):
             dt = np.asarray(leaf).dtype
             if np.issubdtype(dt, np.floating) and np.finfo(dt).bits < np.finfo(self.dtype).bits:
                 self.dtype = np.dtype(dt)
-
-
-def _leaves(tree: Any):
-    if isinstance(tree, dict):
-        for v in tree.values():
-            yield from _leaves(v)
-    elif isinstance(tree, (list, tuple)):
-        for v in tree:
-            yield from _leaves(v)
-    else:
-        yield tree
 
 
 def first_nonfinite(td: TreeDef, flat: np.ndarray, root: str = "params") -> str:

@@ -50,6 +50,11 @@ def _walk(node: Any, path: str) -> Iterator[tuple[str, Any]]:
         yield from _walk(child, path + suffix)
 
 
+def leaves(tree: Any) -> list[Any]:
+    """The leaves of a tree, in the order flatten() reads them."""
+    return [value for _, value in _walk(tree, "")]
+
+
 @dataclass(frozen=True)
 class TreeDef:
     """The structure of a parameter tree: leaf paths, shapes and dtypes."""

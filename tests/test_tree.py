@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 import gradcheck
-from gradcheck._tree import as_batch, same_structure, tree_def
+from gradcheck._tree import as_batch, leaves, same_structure, tree_def
 from gradcheck.errors import GradcheckUsageError
 
 FLOATS = (np.float16, np.float32, np.float64)
@@ -115,20 +115,9 @@ def test_unflatten_with_a_dtype_casts_every_leaf_and_copies(tree):
     assert all(leaf.dtype == np.float64 for leaf in tree_def(back).leaves)
     # Fresh arrays: writing into the rebuilt tree never reaches the flat vector.
     before = flat.copy()
-    for arr in _arrays_of(back):
+    for arr in leaves(back):
         arr[...] = 12345.0
     np.testing.assert_array_equal(flat, before)
-
-
-def _arrays_of(tree):
-    if isinstance(tree, dict):
-        for v in tree.values():
-            yield from _arrays_of(v)
-    elif isinstance(tree, (list, tuple)):
-        for v in tree:
-            yield from _arrays_of(v)
-    else:
-        yield tree
 
 
 def test_unflatten_rebuilds_python_float_leaves_as_float64_arrays():

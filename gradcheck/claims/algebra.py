@@ -78,18 +78,22 @@ def _with(case: Case, **extra: Any) -> Case:
     return case
 
 
-def _duplication(case: Case) -> ...:
-    k, B = case.extra["k"], len(case.x)
-    xd, yd = duplicate((case.x, case.y), k)
-    g = per_example(case)
-    terms = np.sum(np.abs(g), axis=0)
+def _rebatched(cid: str, law: str, case: Case, x2: np.ndarray, y2: np.ndarray, k: int) -> tuple:
+    """On the batch (x2, y2), k times the case's batch rearranged, ∇L_mean is
+    the case's ∇L_mean and ∇L_sum is k times the case's; by autograd (the law)
+    and by finite differences (the reference)."""
+    B = len(case.x)
+    terms = np.sum(np.abs(per_example(case)), axis=0)
     mean, total = grad(case, reduction="mean"), grad(case, reduction="sum")
-    on_mean = by_rounding("A3", "duplication", case.params, grad(case, xd, yd, reduction="mean"),
-                          mean, terms / B, k * B)
-    on_sum = by_rounding("A3", "duplication", case.params, grad(case, xd, yd, reduction="sum"),
-                         k * total, k * terms, k * B)
-    law = on_mean if not on_mean.holds else on_sum
-    fd = by_differences("A3", _net_loss(case, xd, yd, reduction="mean"), case.params, mean, case.seed)
+    on_mean = by_rounding(cid, law, case.params, grad(case, x2, y2, reduction="mean"), mean, terms / B, k * B)
+    on_sum = by_rounding(cid, law, case.params, grad(case, x2, y2, reduction="sum"), k * total, k * terms, k * B)
+    fd = by_differences(cid, _net_loss(case, x2, y2, reduction="mean"), case.params, mean, case.seed)
+    return (on_mean if not on_mean.holds else on_sum), fd
+
+
+def _duplication(case: Case) -> ...:
+    k = case.extra["k"]
+    law, fd = _rebatched("A3", "duplication", case, *duplicate((case.x, case.y), k), k)
     return both(law, [fd], f"repeating the batch {k} times leaves ∇L_mean unchanged and "
                            f"multiplies ∇L_sum by {k}")
 
@@ -116,17 +120,7 @@ def _perm_problems() -> st.SearchStrategy:
 
 
 def _permutation(case: Case) -> ...:
-    xp, yp = take((case.x, case.y), case.extra["order"])
-    g = per_example(case)
-    terms = np.sum(np.abs(g), axis=0)
-    B = len(g)
-    on_mean = by_rounding("A4", "permutation", case.params, grad(case, xp, yp, reduction="mean"),
-                          grad(case, reduction="mean"), terms / B, B)
-    on_sum = by_rounding("A4", "permutation", case.params, grad(case, xp, yp, reduction="sum"),
-                         grad(case, reduction="sum"), terms, B)
-    law = on_mean if not on_mean.holds else on_sum
-    fd = by_differences("A4", _net_loss(case, xp, yp, reduction="mean"), case.params,
-                        grad(case, reduction="mean"), case.seed)
+    law, fd = _rebatched("A4", "permutation", case, *take((case.x, case.y), case.extra["order"]), 1)
     return both(law, [fd], "reordering the batch changes neither ∇L_mean nor ∇L_sum")
 
 
