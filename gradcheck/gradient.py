@@ -34,11 +34,17 @@ class Comparison:
 
     @property
     def outcome(self) -> str:
-        if not self.probe.finite:
+        if not self.probe.finite or self.probe.kink:
             return UNDETERMINED
-        if self.probe.kink:
-            return UNDETERMINED
-        return HOLDS if self.error <= self.bound else FAILS
+        if self.error <= self.bound:
+            return HOLDS
+        # A kink or seam within the ladder but not at the point: the gradient
+        # exists, but these differences can vouch neither for it nor against it.
+        return FAILS if self.probe.smooth else UNDETERMINED
+
+    @property
+    def near_kink(self) -> bool:
+        return self.probe.finite and not self.probe.kink and self.outcome == UNDETERMINED
 
 
 class _Setup:
@@ -130,7 +136,8 @@ def _early_verdict(s: _Setup) -> Verdict | None:
 
 def _summarise(s: _Setup, comps: list[Comparison], labels: list[str]) -> Verdict:
     """Common tail of both modes: kinks, non-finite steps, failures, resolution."""
-    worst = max(comps, key=lambda c: c.error / c.bound if c.bound > 0 else (np.inf if c.error else 0))
+    # The decisive comparison: the worst failure if any, else the tightest holding one.
+    worst = max(comps, key=lambda c: (c.outcome == FAILS, _excess(c) if c.outcome != UNDETERMINED else -1.0))
     kinks = [lab for c, lab in zip(comps, labels) if c.probe.kink]
     if kinks:
         c = comps[labels.index(kinks[0])]
@@ -144,7 +151,19 @@ def _summarise(s: _Setup, comps: list[Comparison], labels: list[str]) -> Verdict
         return _base(s, UNDETERMINED, np.nan, np.nan,
                      f"loss_fn returned a non-finite value within {4 * s.oracle.h:.2e} of params "
                      f"along {nonfinite[0]}", reason="non-finite loss")
-    return _base(s, worst.outcome, worst.error, worst.bound, "")
+    near = [lab for c, lab in zip(comps, labels) if c.near_kink]
+    if worst.outcome == FAILS or not near:
+        return _base(s, worst.outcome, worst.error, worst.bound, "")
+    c = comps[labels.index(near[0])]
+    return _base(s, UNDETERMINED, c.error, c.bound,
+                 f"not differentiable near here: along {near[0]} a kink or seam of the loss lies "
+                 f"within {4 * s.oracle.h:.2e} of params (the second differences do not grow as "
+                 f"the step squared), so finite differences cannot judge the gradient there",
+                 reason="not differentiable here")
+
+
+def _excess(c: Comparison) -> float:
+    return c.error / c.bound if c.bound > 0 else (np.inf if c.error else 0.0)
 
 
 def _full(s: _Setup, rng: np.random.Generator) -> Verdict:
@@ -192,7 +211,7 @@ def _projection(s: _Setup, probes: int, rng: np.random.Generator) -> Verdict:
     v = _summarise(s, comps, labels)
     if v.outcome != FAILS:
         return _resolution(s, v, comps)
-    k = max(range(probes), key=lambda i: comps[i].error / comps[i].bound if comps[i].bound else np.inf)
+    k = max(range(probes), key=lambda i: (comps[i].outcome == FAILS, _excess(comps[i])))
     c = comps[k]
     rel = c.error / max(abs(c.probe.value), np.finfo(float).tiny)
     where = _localise(s, rng, directions[k])

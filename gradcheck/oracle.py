@@ -30,6 +30,7 @@ class Probe:
     kink: bool  # one-sided differences disagree and do not close as h shrinks
     finite: bool  # every loss value on the ladder was finite
     evaluations: int
+    smooth: bool = True  # the second differences grow as h^2: no kink or seam within 4h
 
 
 class LossOracle:
@@ -96,7 +97,7 @@ class LossOracle:
         evals = 6
         values = np.array([f0, *plus, *minus])
         if not np.all(np.isfinite(values)):
-            return Probe(np.nan, np.inf, np.nan, np.nan, False, False, evals)
+            return Probe(np.nan, np.inf, np.nan, np.nan, False, False, evals, False)
         d = [(p - m) / (2 * k * h) for p, m, k in zip(plus, minus, (1, 2, 4))]
         r2 = (64 * d[0] - 20 * d[1] + d[2]) / 45  # twice extrapolated: O(h^6) where f is smooth
         truncation = _truncation(d, r2)
@@ -105,7 +106,8 @@ class LossOracle:
         rounding = nm.RICHARDSON_ROUNDING * noise / h
         fwd, bwd = (plus[0] - f0) / h, (f0 - minus[0]) / h
         kink = _is_kink(plus, minus, f0, h, noise)
-        return Probe(r2, truncation + rounding, fwd, bwd, kink, True, evals)
+        smooth = _is_smooth([p + m - 2 * f0 for p, m in zip(plus, minus)], noise)
+        return Probe(r2, truncation + rounding, fwd, bwd, kink, True, evals, smooth)
 
 
 def _truncation(d: list[float], r2: float) -> float:
@@ -120,6 +122,16 @@ def _truncation(d: list[float], r2: float) -> float:
     one does whenever the smallest step stays on one side.
     """
     return 2 * abs(r2 - d[0]) + abs(d[0] - d[1])
+
+
+def _is_smooth(second: list[float], noise: float) -> bool:
+    """Where f is smooth, the second differences s(k) = f(+kh) + f(-kh) - 2 f0
+    are k^2 h^2 D2 + k^4 h^4 D4 / 12 + ... (Dn the n-th directional
+    derivative), so s(4) = 16 s(1) up to 20 h^4 D4, far below rounding for any
+    D4 a network produces. Each s carries at most 4 noise of rounding, so
+    s(4) - 16 s(1) carries 68 noise; beyond twice that, a kink or a seam lies
+    within 4h of the point."""
+    return abs(second[2] - 16 * second[0]) <= 2 * 68 * noise
 
 
 def _is_kink(plus: list[float], minus: list[float], f0: float, h: float, noise: float) -> bool:
