@@ -418,7 +418,10 @@ def render(rows: dict[str, dict[str, str]], markdown: bool) -> str:
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body]
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    fmt = lambda r: "  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])])
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])])
+
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, body)])
 
 
