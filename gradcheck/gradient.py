@@ -141,11 +141,9 @@ def _summarise(s: _Setup, comps: list[Comparison], labels: list[str]) -> Verdict
     kinks = [lab for c, lab in zip(comps, labels) if c.probe.kink]
     if kinks:
         c = comps[labels.index(kinks[0])]
-        return _base(s, UNDETERMINED, c.error, c.bound,
-                     f"not differentiable here: along {kinks[0]} the one-sided differences are "
-                     f"{c.probe.backward:.6g} (backward) and {c.probe.forward:.6g} (forward), "
-                     f"and their gap does not close as the step shrinks",
-                     reason="not differentiable here")
+        return _not_differentiable(s, c, f"here: along {kinks[0]} the one-sided differences are "
+                                         f"{c.probe.backward:.6g} (backward) and {c.probe.forward:.6g} "
+                                         f"(forward), and their gap does not close as the step shrinks")
     nonfinite = [lab for c, lab in zip(comps, labels) if not c.probe.finite]
     if nonfinite:
         return _base(s, UNDETERMINED, np.nan, np.nan,
@@ -155,10 +153,14 @@ def _summarise(s: _Setup, comps: list[Comparison], labels: list[str]) -> Verdict
     if worst.outcome == FAILS or not near:
         return _base(s, worst.outcome, worst.error, worst.bound, "")
     c = comps[labels.index(near[0])]
-    return _base(s, UNDETERMINED, c.error, c.bound,
-                 f"not differentiable near here: along {near[0]} a kink or seam of the loss lies "
-                 f"within {4 * s.oracle.h:.2e} of params (the second differences do not grow as "
-                 f"the step squared), so finite differences cannot judge the gradient there",
+    return _not_differentiable(s, c, f"near here: along {near[0]} a kink or seam of the loss lies within "
+                                     f"{4 * s.oracle.h:.2e} of params (the second differences do not grow "
+                                     f"as the step squared), so finite differences cannot judge the "
+                                     f"gradient there")
+
+
+def _not_differentiable(s: _Setup, c: Comparison, detail: str) -> Verdict:
+    return _base(s, UNDETERMINED, c.error, c.bound, f"not differentiable {detail}",
                  reason="not differentiable here")
 
 

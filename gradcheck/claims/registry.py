@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, Phase, assume, given, seed as hseed, setting
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
+from ..gradient import LAW as GROUND_TRUTH  # the law of a finite-difference check
 from ..verdict import FAILS, HOLDS, UNDETERMINED, Verdict
 
 UNIVERSAL = "universal"
@@ -30,7 +31,6 @@ ASYMPTOTIC = "asymptotic"
 # A witness must break its law by this factor over the law's own tolerance,
 # so that what is shown is a real gap, never a rounding artefact.
 WITNESS_MARGIN = 1e3
-GROUND_TRUTH = "finite differences"
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,6 @@ class Claim:
     proof: str
     holds_for: tuple[Property, ...] = ()
     fails_for: tuple[Property, ...] = ()
-
-    @property
-    def family(self) -> str:
-        return self.id[0]
 
 
 REGISTRY: dict[str, Claim] = {}
