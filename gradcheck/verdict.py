@@ -10,11 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["Verdict", "HOLDS", "FAILS", "UNDETERMINED"]
+__all__ = ["Verdict", "HOLDS", "FAILS", "UNDETERMINED", "PRECISION_LIMITED", "NOT_DIFFERENTIABLE",
+           "NON_FINITE_LOSS"]
 
 HOLDS = "holds"
 FAILS = "fails"
 UNDETERMINED = "undetermined"
+
+# Why a verdict is undetermined (its ``reason``).
+PRECISION_LIMITED = "precision-limited"  # the check could not reach the resolution asked for
+NOT_DIFFERENTIABLE = "not differentiable here"  # a kink at or near the point
+NON_FINITE_LOSS = "non-finite loss"
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,11 @@ class Verdict:
     ``bool(verdict)`` is ``verdict.holds``; ``str(verdict)`` is a report a
     person can act on: which law, by how much, on what input, and what the
     implementation seems to do instead.
+
+    ``resolution`` is the smallest relative error in a typical gradient entry
+    (one of root-mean-square size) that the check would have caught; a verdict
+    holds only where that is at most the resolution the caller asked for
+    (``requested``), and is otherwise undetermined, "precision-limited".
 
     >>> v = Verdict(claim="check_reduction", law="duplication", outcome="holds",
     ...             error=0.0, tolerance=1e-14, message="ok")
@@ -42,6 +53,8 @@ class Verdict:
     step: float | None = None
     dtype: str | None = None
     evaluations: int = 0
+    resolution: float = float("nan")  # smallest relative error in a typical entry it would have caught
+    requested: float = float("nan")  # the resolution the caller asked for
     details: tuple["Verdict", ...] = field(default=(), repr=False)
 
     @property
@@ -63,9 +76,12 @@ class Verdict:
         return replace(self, **changes)
 
     def numbers(self) -> str:
-        """One line of figures: error against bound, step, dtype, evaluations."""
+        """One line of figures: error against bound, resolution, step, dtype, evaluations."""
         rel = "<=" if self.error <= self.tolerance else ">"
         parts = [f"error {self.error:.3e} {rel} tolerance {self.tolerance:.3e}"]
+        if self.resolution == self.resolution:  # not nan
+            asked = f" (asked {self.requested:.1e})" if self.requested == self.requested else ""
+            parts.append(f"resolution {self.resolution:.1e}{asked}")
         if self.step is not None:
             parts.append(f"step {self.step:.2e}")
         if self.dtype:
