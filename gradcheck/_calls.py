@@ -7,6 +7,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ._tree import TreeDef, leaves, same_structure
+from .errors import GradcheckUsageError
 
 
 def copies(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -48,3 +49,23 @@ def first_nonfinite(td: TreeDef, flat: np.ndarray, root: str = "params") -> str:
     kind = "nan" if np.isnan(flat[first]) else ("inf" if flat[first] > 0 else "-inf")
     more = f" (and {bad.size - 1} more entries)" if bad.size > 1 else ""
     return f"{kind} at {td.name(int(first), root)}{more}"
+
+
+def loss_value(out: Any, argname: str = "loss_fn") -> tuple[float, np.dtype]:
+    """The number a loss returned, and the float dtype it was computed in.
+
+    A non-finite number is a finding for the verdict, not misuse; anything that
+    is not one real number (None, a string, a per-example vector) is misuse.
+    """
+    if out is None or isinstance(out, (str, bytes)):
+        raise GradcheckUsageError(f"{argname} returned {out!r}; it must return one real number, the loss")
+    arr = np.asarray(out)
+    if arr.size != 1:
+        hint = (" (a per-example vector: reduce it with .mean() or .sum())" if arr.ndim == 1 else "")
+        raise GradcheckUsageError(f"{argname} returned an array of shape {arr.shape}{hint}; "
+                                  f"it must return one real number, the loss")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise GradcheckUsageError(f"{argname} returned {out!r} of dtype {arr.dtype}; "
+                                  f"it must return one real number, the loss")
+    dt = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
+    return float(arr.reshape(())), np.dtype(dt)
