@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -20,8 +21,7 @@ class GradCaller:
     """Calls ``grad_fn`` and returns its gradient as one flat float64 vector."""
 
     def __init__(self, grad_fn: Callable[..., Any], params: Any, td: TreeDef) -> None:
-        if not callable(grad_fn):
-            raise TypeError(f"[gradcheck] grad_fn={grad_fn!r} is not callable")
+        require_callable(grad_fn, "grad_fn")
         self.grad_fn = grad_fn
         self.params = params
         self.td = td
@@ -51,21 +51,87 @@ def first_nonfinite(td: TreeDef, flat: np.ndarray, root: str = "params") -> str:
     return f"{kind} at {td.name(int(first), root)}{more}"
 
 
+def require_callable(fn: Any, argname: str) -> None:
+    """Refuse ``fn`` unless it can be called, saying what to pass instead."""
+    if callable(fn):
+        return
+    hint = " (a value, not a function: pass the function that computes it)" \
+        if isinstance(fn, (np.ndarray, float, int, list, tuple, dict)) else ""
+    raise GradcheckUsageError(f"{argname}={_short(fn)} is not callable{hint}; pass a function "
+                              f"called as {argname}(params, *batch)")
+
+
+def require_signature(fn: Callable[..., Any], argname: str, n_batch: int) -> None:
+    """Refuse ``fn`` if its signature cannot take ``(params, *batch)`` with
+    ``n_batch`` batch arrays; functions without a readable signature pass."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and extension functions
+        return
+    try:
+        sig.bind(*range(1 + n_batch))
+    except TypeError as e:
+        call = ", ".join(["params"] + [f"batch[{i}]" for i in range(n_batch)])
+        raise GradcheckUsageError(
+            f"{argname}={_name(fn)} cannot be called as {argname}({call}): {e}; the checkers pass "
+            f"params, then each batch array in order: pass the batch arrays it takes, or change "
+            f"its signature") from None
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or _short(fn)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} array of shape {value.shape}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def loss_value(out: Any, argname: str = "loss_fn") -> tuple[float, np.dtype]:
     """The number a loss returned, and the float dtype it was computed in.
 
     A non-finite number is a finding for the verdict, not misuse; anything that
-    is not one real number (None, a string, a per-example vector) is misuse.
+    is not one real number (None, a string, a list, a complex number, a
+    per-example vector) is misuse.
     """
-    if out is None or isinstance(out, (str, bytes)):
-        raise GradcheckUsageError(f"{argname} returned {out!r}; it must return one real number, the loss")
-    arr = np.asarray(out)
+    fix = "it must return one real number, the loss"
+    if out is None or isinstance(out, (str, bytes, list, tuple, dict)):
+        what = f"a {type(out).__name__} " if isinstance(out, (list, tuple, dict)) else ""
+        raise GradcheckUsageError(f"{argname} returned {what}{_short(out)}; {fix}"
+                                  f"{_vector_hint(out)}")
+    try:
+        arr = np.asarray(out)
+    except Exception as e:  # e.g. a tensor that requires grad
+        raise GradcheckUsageError(f"{argname} returned a {type(out).__name__} that cannot be read as a "
+                                  f"number ({type(e).__name__}: {e}); {fix}: return float(loss) or "
+                                  f"loss.item()") from e
     if arr.size != 1:
-        hint = (" (a per-example vector: reduce it with .mean() or .sum())" if arr.ndim == 1 else "")
-        raise GradcheckUsageError(f"{argname} returned an array of shape {arr.shape}{hint}; "
-                                  f"it must return one real number, the loss")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise GradcheckUsageError(f"{argname} returned {out!r} of dtype {arr.dtype}; "
-                                  f"it must return one real number, the loss")
-    dt = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
+        raise GradcheckUsageError(f"{argname} returned an array of shape {arr.shape}"
+                                  f"{_vector_hint(arr)}; {fix}")
+    if arr.dtype.kind not in "fiu":
+        raise GradcheckUsageError(f"{argname} returned {_short(out)} of dtype {arr.dtype}; {fix}"
+                                  f"{_complex_hint(arr)}")
+    dt = arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64)
     return float(arr.reshape(())), np.dtype(dt)
+
+
+def _vector_hint(out: Any) -> str:
+    if isinstance(out, (list, tuple)):
+        vector = len(out) > 1
+    else:
+        vector = isinstance(out, np.ndarray) and out.ndim == 1 and out.size > 1
+    if vector:
+        return " (a per-example vector? reduce it with .mean() or .sum())"
+    return ""
+
+
+def _complex_hint(arr: np.ndarray) -> str:
+    return " (a complex value: return its real part or its modulus)" if arr.dtype.kind == "c" else ""
+
+
+def loss_scalar(out: Any, argname: str = "loss_fn") -> np.floating:
+    """What a loss returned, checked, as a numpy scalar of its own float dtype."""
+    value, dtype = loss_value(out, argname)
+    return dtype.type(value)

@@ -7,8 +7,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import _args
 from . import numerics as nm
-from ._calls import GradCaller, copies, first_nonfinite
+from ._calls import GradCaller, copies, first_nonfinite, loss_scalar
 from ._tree import TreeDef, as_batch, tree_def
 from .errors import GradcheckUsageError
 from .oracle import LossOracle, Probe
@@ -66,7 +67,7 @@ class _Setup:
     def _loss64(self, flat: np.ndarray) -> Any:
         # Finite differences in float64 whatever the model's dtype: the loss
         # is handed float64 parameters; what it returns tells its precision.
-        return self.loss_fn(self.td.unflatten(flat, dtype=np.float64), *copies(self.batch))
+        return loss_scalar(self.loss_fn(self.td.unflatten(flat, dtype=np.float64), *copies(self.batch)))
 
     def compare(self, v: np.ndarray) -> Comparison:
         moved = v != 0
@@ -104,10 +105,9 @@ def check_gradient(loss_fn: Callable[..., Any], grad_fn: Callable[..., Any], par
     >>> bool(check_gradient(loss, grad, np.array([0.3, -0.2]), x))
     True
     """
-    if mode not in ("auto", "full", "projection"):
-        raise GradcheckUsageError(f"mode={mode!r} is not one of 'auto', 'full', 'projection'")
-    if not isinstance(probes, int) or probes < 1:
-        raise GradcheckUsageError(f"probes={probes!r} must be a positive integer")
+    mode = _args.choice("mode", mode, ("auto", "full", "projection"))
+    probes, seed = _args.count("probes", probes), _args.seed(seed)
+    _args.inputs(params, batch, loss_fn=loss_fn, grad_fn=grad_fn)
     s = _Setup(loss_fn, grad_fn, params, batch)
     early = _early_verdict(s)
     if early is not None:

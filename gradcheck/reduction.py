@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import _args
 from . import numerics as nm
 from ._calls import GradCaller, first_nonfinite
 from ._compare import compare_leaves
@@ -147,7 +148,10 @@ def check_reduction(grad_fn: Callable[..., Any], params: Any, *batch: Any, reduc
     >>> check_reduction(grad, np.array([1.0]), x, y, reduction="sum").holds
     False
     """
+    seed = _args.seed(seed)
+    _args.inputs(params, batch, batch_required=True, grad_fn=grad_fn)
     sizes = as_batch(batch)[0].shape[0]
+    weights = _args.weights(weights, sizes)
     exp = _Experiment(grad_fn, params, batch, _declared(reduction, weights, sizes))
     bad = _nonfinite(exp)
     if bad is not None:

@@ -86,7 +86,7 @@ def test_tree_def_refuses_non_float_leaves_naming_the_leaf(params, where):
 
 @pytest.mark.parametrize("params", [[], {}, ([], {})])
 def test_tree_def_refuses_trees_without_arrays(params):
-    with pytest.raises(GradcheckUsageError, match="params has no arrays"):
+    with pytest.raises(GradcheckUsageError, match=r"params=.* has no arrays: nothing to differentiate"):
         tree_def(params)
 
 
@@ -240,8 +240,8 @@ def test_as_batch_returns_the_arrays_without_copying():
 
 @pytest.mark.parametrize("batch, pattern", [
     ((), r"batch is empty"),
-    ((np.float64(1.0),), r"batch\[0\] is a scalar"),
-    ((np.zeros(3), 2.0), r"batch\[1\] is a scalar"),
+    ((np.float64(1.0),), r"batch\[0\]=.*1\.0\)? is a scalar"),
+    ((np.zeros(3), 2.0), r"batch\[1\]=2\.0 is a scalar"),
     ((np.zeros((3, 2)), np.zeros(4)), r"batch arrays do not share axis 0 \(batch\[0\]: 3, batch\[1\]: 4\)"),
     ((np.zeros((0, 2)),), r"batch has 0 examples"),
 ])
