@@ -28,7 +28,8 @@ def seed(value: Any, *, name: str = "seed") -> int:
 def count(name: str, value: Any, *, minimum: int = 1) -> int:
     """A whole number of something (probes, examples) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
-        raise GradcheckUsageError(f"{name}={value!r} must be an integer >= {minimum}")
+        raise GradcheckUsageError(f"{name}={value!r} must be an integer >= {minimum}; pass a whole number "
+                                  f"(numpy integers are fine), e.g. {name}={minimum}")
     return int(value)
 
 
@@ -110,6 +111,7 @@ def weights(value: Any, size: int) -> np.ndarray | None:
         raise GradcheckUsageError(f"{where}: weights must be finite and >= 0 (zero marks an ignored "
                                   f"example); fix that weight")
     if not np.any(w):
-        raise GradcheckUsageError("weights are all zero: the weighted mean of the batch is undefined; "
-                                  "give at least one example a positive weight")
+        raise GradcheckUsageError("weights are all zero: every example is ignored, so there is nothing to "
+                                  "check (and a weighted mean is undefined); give at least one example "
+                                  "a positive weight")
     return w

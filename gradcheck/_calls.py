@@ -83,7 +83,7 @@ def _name(fn: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray) and value.ndim > 0:
         return f"{value.dtype} array of shape {value.shape}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -100,7 +100,7 @@ def loss_value(out: Any, argname: str = "loss_fn") -> tuple[float, np.dtype]:
     if out is None or isinstance(out, (str, bytes, list, tuple, dict)):
         what = f"a {type(out).__name__} " if isinstance(out, (list, tuple, dict)) else ""
         raise GradcheckUsageError(f"{argname} returned {what}{_short(out)}; {fix}"
-                                  f"{_vector_hint(out)}")
+                                  f"{_pair_hint(out) or _vector_hint(out)}")
     try:
         arr = np.asarray(out)
     except Exception as e:  # e.g. a tensor that requires grad
@@ -115,6 +115,12 @@ def loss_value(out: Any, argname: str = "loss_fn") -> tuple[float, np.dtype]:
                                   f"{_complex_hint(arr)}")
     dt = arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64)
     return float(arr.reshape(())), np.dtype(dt)
+
+
+def _pair_hint(out: Any) -> str:
+    if isinstance(out, tuple) and len(out) == 2 and np.ndim(out[0]) == 0 and np.ndim(out[1]) > 0:
+        return " (it looks like (loss, gradient): return the loss alone)"
+    return ""
 
 
 def _vector_hint(out: Any) -> str:

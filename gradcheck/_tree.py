@@ -86,7 +86,7 @@ class TreeDef:
             if isinstance(node, dict):
                 return {k: build(v) for k, v in node.items()}
             if isinstance(node, tuple):
-                return tuple(build(v) for v in node)
+                return _same_tuple(node, [build(v) for v in node])
             return [build(v) for v in node]
         return build(self.skeleton)
 
@@ -106,6 +106,11 @@ class TreeDef:
         raise IndexError(index)
 
 
+def _same_tuple(like: tuple, items: list[Any]) -> tuple:
+    # A namedtuple is rebuilt as itself, so functions that read p.W keep working.
+    return type(like)(*items) if hasattr(like, "_fields") else tuple(items)
+
+
 def tree_def(params: Any, *, argname: str = "params") -> TreeDef:
     """Validate ``params`` and record its structure.
 
@@ -123,7 +128,7 @@ def tree_def(params: Any, *, argname: str = "params") -> TreeDef:
             return {k: built[k] for k in node}  # leaves numbered by key, order kept
         if isinstance(node, (list, tuple)):
             out = [skel(v, f"{path}[{i}]") for i, v in enumerate(node)]
-            return tuple(out) if isinstance(node, tuple) else out
+            return _same_tuple(node, out) if isinstance(node, tuple) else out
         arr = _param_leaf(node, argname, path)
         leaves.append(Leaf(path, tuple(arr.shape), np.dtype(arr.dtype), start))
         start += arr.size
@@ -151,8 +156,8 @@ def _param_leaf(node: Any, argname: str, path: str) -> np.ndarray:
     """One leaf of params as an array; refused unless a non-empty real float array."""
     where = f"{argname}{path}"
     if node is None:
-        raise GradcheckUsageError(f"{where}=None: every leaf of {argname} must be a float array; "
-                                  f"remove it or give it a value")
+        fix = "remove it or give it a value" if path else "pass the parameters to check"
+        raise GradcheckUsageError(f"{where}=None: every leaf of {argname} must be a float array; {fix}")
     arr = _read_array(node, f"{where}={type(node).__name__}",
                       "pass numpy float arrays (e.g. tensor.detach().numpy())")
     if not np.issubdtype(arr.dtype, np.floating):
@@ -200,17 +205,26 @@ def _structure_text(td: TreeDef, tree: Any, want: list[str], got: list[str], arg
         detail.append(f"missing {', '.join(root + p for p in missing[:5])}")
     if extra:
         detail.append(f"unexpected {', '.join(root + p if p else '(bare array)' for p in extra[:5])}")
-    hint = " (it looks like (loss, gradient): return the gradient alone)" \
-        if _looks_like_value_and_grad(td, tree) else ""
+    hint = _structure_hint(td, tree)
     return (f"{argname} returned a gradient whose structure differs from {root} "
             f"({'; '.join(detail) or 'different nesting'}){hint}; return one array per parameter, "
             f"in the structure of {root}")
 
 
+def _structure_hint(td: TreeDef, tree: Any) -> str:
+    if _looks_like_value_and_grad(td, tree):
+        return " (it looks like (loss, gradient): return the gradient alone)"
+    if [leaf.path for leaf in td.leaves] == [""] and isinstance(tree, (list, tuple)):
+        return f" (a {type(tree).__name__} where params is one array: return np.asarray(...) of it)"
+    return ""
+
+
 def _looks_like_value_and_grad(td: TreeDef, tree: Any) -> bool:
     if not (isinstance(tree, (tuple, list)) and len(tree) == 2 and _children(tree[0]) is None):
         return False
-    return np.ndim(tree[0]) == 0 and [p for p, _ in _walk(tree[1], "")] == [leaf.path for leaf in td.leaves]
+    grad = list(_walk(tree[1], ""))
+    return np.ndim(tree[0]) == 0 and [p for p, _ in grad] == [leaf.path for leaf in td.leaves] \
+        and all(np.shape(v) == leaf.shape for (_, v), leaf in zip(grad, td.leaves))
 
 
 def _gradient_leaf(leaf: Leaf, value: Any, argname: str, root: str) -> None:
@@ -274,12 +288,15 @@ def as_batch(batch: Sequence[Any]) -> tuple[np.ndarray, ...]:
 
 
 def _batch_array(value: Any, where: str) -> np.ndarray:
-    if value is None or isinstance(value, (str, bytes, dict)):
-        shown = f"={value!r}" if not isinstance(value, dict) else " is a dict"
+    if isinstance(value, (str, bytes)):
+        raise GradcheckUsageError(
+            f"{where}={value!r} is a string, not an array of examples; if it is an option of the "
+            f"checker, pass it by keyword (e.g. reduction={value!r})")
+    if value is None or isinstance(value, dict):
+        shown = "=None" if value is None else " is a dict"
         raise GradcheckUsageError(
             f"{where}{shown}: batch arrays must be arrays of numbers with one row per example; "
-            f"pass the batch arrays themselves, each as its own argument after params (an option of "
-            f"the checker goes by keyword, e.g. reduction='sum')")
+            f"pass the batch arrays themselves, each as its own argument after params")
     if _packed(value):
         raise GradcheckUsageError(
             f"{where} is a {type(value).__name__} of {len(value)} arrays; pass the batch arrays as "

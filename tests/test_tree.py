@@ -261,3 +261,13 @@ def test_check_gradient_reads_a_reordered_dict_gradient_by_key():
 
     v = gradcheck.check_gradient(loss, grad, params)
     assert v.holds, str(v)
+
+
+def test_a_namedtuple_is_rebuilt_as_itself():
+    from collections import namedtuple
+    Layer = namedtuple("Layer", "W b")
+    params = [Layer(np.zeros((2, 1)), np.ones(1))]
+    td = tree_def(params)
+    back = td.unflatten(td.flatten(params))
+    assert type(back[0]) is Layer and back[0].b[0] == 1.0
+    assert td.name(2) == "params[0][1][0]"
