@@ -61,9 +61,12 @@ def require_callable(fn: Any, argname: str) -> None:
                               f"called as {argname}(params, *batch)")
 
 
-def require_signature(fn: Callable[..., Any], argname: str, n_batch: int) -> None:
+def require_signature(fn: Callable[..., Any], argname: str, n_batch: int, *,
+                      call: str | None = None) -> None:
     """Refuse ``fn`` if its signature cannot take ``(params, *batch)`` with
-    ``n_batch`` batch arrays; functions without a readable signature pass."""
+    ``n_batch`` batch arrays (or the ``n_batch`` arguments after params that
+    ``call`` spells out, e.g. "accumulate_fn(params, microbatches)");
+    functions without a readable signature pass."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):  # builtins and extension functions
@@ -71,15 +74,14 @@ def require_signature(fn: Callable[..., Any], argname: str, n_batch: int) -> Non
     try:
         sig.bind(*range(1 + n_batch))
     except TypeError as e:
-        call = ", ".join(["params"] + [f"batch[{i}]" for i in range(n_batch)])
+        call = call or f"{argname}({', '.join(['params'] + [f'batch[{i}]' for i in range(n_batch)])})"
         raise GradcheckUsageError(
-            f"{argname}={_name(fn)} cannot be called as {argname}({call}): {e}; the checkers pass "
-            f"params, then each batch array in order: pass the batch arrays it takes, or change "
-            f"its signature") from None
+            f"{argname}={_name(fn)} cannot be called as {call}: {e}; pass the arguments it takes "
+            f"(params first, then the batch arrays in order), or change its signature") from None
 
 
 def _name(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or _short(fn)
+    return getattr(fn, "__name__", None) or _short(fn)
 
 
 def _short(value: Any) -> str:

@@ -175,7 +175,7 @@ FUNCTIONS = {
     "grad_fn None (assert)": AR(None, W, X, Y, name="grad_fn=None", phrase=CALLABLE),
 }
 
-SIGNATURE = "pass the batch arrays it takes"
+SIGNATURE = "pass the arguments it takes"
 SIGNATURES = {
     "loss without the batch": G(lambda w: float(w @ w), grad, W, X, Y, name="loss_fn=", phrase=SIGNATURE),
     "grad without the batch": G(loss, lambda w: 2 * w, W, X, Y, name="grad_fn=", phrase=SIGNATURE),
@@ -529,3 +529,11 @@ def test_misuse_does_not_modify_the_arrays_either():
     with pytest.raises(GradcheckUsageError):
         gradcheck.check_gradient(tloss, tgrad, p, x, Y)
     assert _same(p, before[0]) and _same(x, before[1])
+
+
+def test_a_signature_check_can_spell_out_a_call_of_its_own():
+    from gradcheck._calls import require_signature
+    with pytest.raises(GradcheckUsageError, match=r"accumulate_fn=<lambda> cannot be called as "
+                                                  r"accumulate_fn\(params, microbatches\)"):
+        require_signature(lambda p: p, "accumulate_fn", 1, call="accumulate_fn(params, microbatches)")
+    require_signature(lambda p, microbatches: p, "accumulate_fn", 1)
