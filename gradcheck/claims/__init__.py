@@ -6,6 +6,7 @@ Importing this package registers every family (A, B, F) in ``REGISTRY``.
 from __future__ import annotations
 
 from . import algebra, jensen, truth  # noqa: F401  (registration)
+from . import sampling  # noqa: F401  (registration: family D)
 from .registry import (ASYMPTOTIC, REGISTRY, UNIVERSAL, WITNESSED, Claim, ClaimReport, Property,
                        PropertyReport, run_claim)
 
