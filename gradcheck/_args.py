@@ -92,6 +92,22 @@ def weights(value: Any, size: int) -> np.ndarray | None:
     (bool masks count as 0/1). Returned as a new float64 array."""
     if value is None:
         return None
+    w = _weights_array(value, size).astype(np.float64)
+    bad = nonfinite_entry(w)
+    negative = np.flatnonzero(w < 0)
+    if bad is not None or negative.size:
+        where = f"weights{bad}" if bad is not None else f"weights[{negative[0]}]={w[negative[0]]}"
+        raise GradcheckUsageError(f"{where}: weights must be finite and >= 0 (zero marks an ignored "
+                                  f"example); fix that weight")
+    if not np.any(w):
+        raise GradcheckUsageError("weights are all zero: every example is ignored, so there is nothing to "
+                                  "check (and a weighted mean is undefined); give at least one example "
+                                  "a positive weight")
+    return w
+
+
+def _weights_array(value: Any, size: int) -> np.ndarray:
+    """``value`` as an array of ``size`` real numbers (not yet checked for sign or NaN)."""
     try:
         w = np.asarray(value)
     except ValueError as e:  # a ragged list
@@ -103,15 +119,4 @@ def weights(value: Any, size: int) -> np.ndarray | None:
     if w.shape != (size,):
         raise GradcheckUsageError(f"weights has shape {w.shape} but the batch has {size} examples; "
                                   f"pass one weight per example, shape ({size},), aligned with the batch")
-    w = w.astype(np.float64)
-    bad = nonfinite_entry(w)
-    negative = np.flatnonzero(w < 0)
-    if bad is not None or negative.size:
-        where = f"weights{bad}" if bad is not None else f"weights[{negative[0]}]={w[negative[0]]}"
-        raise GradcheckUsageError(f"{where}: weights must be finite and >= 0 (zero marks an ignored "
-                                  f"example); fix that weight")
-    if not np.any(w):
-        raise GradcheckUsageError("weights are all zero: every example is ignored, so there is nothing to "
-                                  "check (and a weighted mean is undefined); give at least one example "
-                                  "a positive weight")
     return w
