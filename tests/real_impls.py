@@ -210,23 +210,26 @@ def torch_model(n_in: int, n_out: int, *, hidden: int = 0, seed: int = 0):
     return model.double()
 
 
-def torch_functions(model, loss, *, prepare: Fn | None = None) -> tuple[Fn, Fn, dict]:
+def torch_functions(model, loss, *, prepare: Fn | None = None, dtype: str = "float64") -> tuple[Fn, Fn, dict]:
     """``loss_fn``, ``grad_fn`` and params (a dict of numpy arrays named as
     ``named_parameters`` names them) for ``loss(prepare(model(x)), target)``,
-    gradients by ``torch.autograd.grad`` in float64."""
+    gradients by ``torch.autograd.grad``, computed in ``dtype`` (float64 by
+    default; the loss module's own tensors, such as class weights, must be
+    of that dtype too)."""
     import torch
     from torch.func import functional_call
 
     names = [n for n, _ in model.named_parameters()]
-    params = {n: p.detach().numpy().copy() for n, p in model.named_parameters()}
+    params = {n: p.detach().numpy().astype(dtype) for n, p in model.named_parameters()}
     prepare = prepare or (lambda out: out)
+    tdt = getattr(torch, dtype)
 
     def value(p, x, target):
-        tensors = {n: torch.tensor(np.asarray(p[n], dtype=np.float64), requires_grad=True) for n in names}
-        out = prepare(functional_call(model, tensors, (torch.as_tensor(np.asarray(x, dtype=np.float64)),)))
+        tensors = {n: torch.tensor(np.asarray(p[n], dtype=dtype), requires_grad=True) for n in names}
+        out = prepare(functional_call(model, tensors, (torch.as_tensor(np.asarray(x, dtype=dtype)),)))
         t = torch.as_tensor(np.asarray(target))
         if t.is_floating_point():
-            t = t.double()
+            t = t.to(tdt)
         return loss(out, t), tensors
 
     def loss_fn(p, x, target):
@@ -236,7 +239,7 @@ def torch_functions(model, loss, *, prepare: Fn | None = None) -> tuple[Fn, Fn, 
     def grad_fn(p, x, target):
         out, tensors = value(p, x, target)
         grads = torch.autograd.grad(out, [tensors[n] for n in names], allow_unused=True)
-        return {n: (np.zeros_like(np.asarray(p[n], dtype=np.float64)) if g is None else g.numpy())
+        return {n: (np.zeros(np.shape(p[n]), dtype=dtype) if g is None else g.numpy())
                 for n, g in zip(names, grads)}
 
     return loss_fn, grad_fn, params
