@@ -431,3 +431,48 @@ def l1_mean() -> tuple[Fn, Fn]:
         return x.T @ np.sign(x @ w - y) / len(x)
 
     return loss_fn, grad_fn
+
+
+def accumulate(loop: str, *, nominal_steps: int = 3) -> Fn:
+    """An accumulation loop as ``accumulate_fn(params, microbatches)`` for
+    check_accumulation, over the model of :func:`accumulation` (its full-batch
+    gradient, a mean, is ``accumulation("right", B)``):
+
+    - "right": per-micro-batch sums added, divided once by the total count;
+    - "mean_of_means": per-micro-batch means averaged;
+    - "fixed_steps": ``loss.mean() / n_steps`` with n_steps fixed;
+    - "sum_of_means": per-micro-batch means added up.
+    """
+    def accumulate_fn(w, microbatches):
+        grads = [_per_example_grads(w, x, y) for x, y in microbatches]
+        total = sum(g.shape[0] for g in grads)
+        if loop == "right":
+            return sum(g.sum(axis=0) for g in grads) / total
+        if loop == "mean_of_means":
+            return sum(g.mean(axis=0) for g in grads) / len(grads)
+        if loop == "fixed_steps":
+            return sum(g.mean(axis=0) for g in grads) / nominal_steps
+        if loop == "sum_of_means":
+            return sum(g.mean(axis=0) for g in grads)
+        raise ValueError(loop)
+
+    return accumulate_fn
+
+
+def accumulate_tokens(loop: str) -> Fn:
+    """Token-masked accumulation as ``accumulate_fn(params, microbatches)``,
+    micro-batches of ``(x, y, mask)`` as in :func:`token_loss`: "global"
+    divides the summed token gradients once by the global token count;
+    "micro_token_means" averages each micro-batch's token mean."""
+    grad_sum = token_loss("global")
+
+    def accumulate_fn(w, microbatches):
+        counts = [m.sum() for _, _, m in microbatches]
+        sums = [grad_sum(w, x, y, m) * c for (x, y, m), c in zip(microbatches, counts)]
+        if loop == "global":
+            return sum(sums) / sum(counts)
+        if loop == "micro_token_means":
+            return sum(s / c for s, c in zip(sums, counts)) / len(sums)
+        raise ValueError(loop)
+
+    return accumulate_fn

@@ -421,6 +421,59 @@ def test_token_means_averaged_are_caught(loop):
     _no_interaction_blamed(text)
 
 
+# ---------------------------------------------------------------- accumulation loops under check_accumulation
+
+def _check_accumulation():
+    fn = getattr(gradcheck, "check_accumulation", None)
+    if fn is None:
+        fn = pytest.importorskip("gradcheck.accumulation").check_accumulation
+    return fn
+
+
+@pytest.mark.parametrize("B", [15, 14, 7])
+def test_check_accumulation_right_loop_holds(B):
+    x, y, w = _accumulation_case(B)
+    _holds(_check_accumulation()(ri.accumulate("right"), ri.accumulation("right", B), w, x, y, reduction="mean"))
+
+
+@pytest.mark.parametrize("B", [15, 14, 7])
+def test_check_accumulation_mean_of_means_is_named(B):
+    x, y, w = _accumulation_case(B)
+    text = _fails(_check_accumulation()(ri.accumulate("mean_of_means"), ri.accumulation("right", B), w, x, y,
+                                        reduction="mean"))
+    _no_interaction_blamed(text)
+    assert re.search(r"mean of (per-)?micro-batch means|equal micro-batches", text), text
+
+
+@pytest.mark.parametrize("B", [15, 14])
+def test_check_accumulation_sum_of_means_is_named(B):
+    x, y, w = _accumulation_case(B)
+    text = _fails(_check_accumulation()(ri.accumulate("sum_of_means"), ri.accumulation("right", B), w, x, y,
+                                        reduction="mean"))
+    _no_interaction_blamed(text)
+    assert re.search(r"sum of (per-)?micro-batch means|sum of means", text), text
+
+
+def test_check_accumulation_fixed_step_count_fails():
+    # loss.mean() / 3 whatever the number of micro-batches.
+    x, y, w = _accumulation_case(15)
+    text = _fails(_check_accumulation()(ri.accumulate("fixed_steps"), ri.accumulation("right", 15), w, x, y,
+                                        reduction="mean"))
+    _no_interaction_blamed(text)
+    assert "0.3333" in text, text  # the share 1/n_steps each micro-batch gets
+
+
+def test_check_accumulation_token_counts():
+    x, y, m, w = _token_case()
+    counts = m.sum(axis=1)
+    grad_fn = ri.token_loss("global")
+    _holds(_check_accumulation()(ri.accumulate_tokens("global"), grad_fn, w, x, y, m, reduction="mean",
+                                 weights=counts))
+    text = _fails(_check_accumulation()(ri.accumulate_tokens("micro_token_means"), grad_fn, w, x, y, m,
+                                        reduction="mean", weights=counts))
+    _no_interaction_blamed(text)
+
+
 # ---------------------------------------------------------------- adversarial numerics on correct code
 
 @pytest.mark.parametrize("w0,mode", [([0.3, -1.2, 2.0], "full"), ([0.0, 0.0], "full")])
