@@ -10,7 +10,9 @@ gradient, checked by property-based testing against finite differences.
 
 from __future__ import annotations
 
-from .asserts import assert_gradient, assert_reduction
+from .accumulation import check_accumulation
+from .asserts import assert_accumulation, assert_data_parallel, assert_gradient, assert_reduction
+from .distributed import check_data_parallel
 from .errors import GradcheckUsageError
 from .gradient import check_gradient
 from .reduction import check_reduction, infer_reduction
@@ -19,8 +21,12 @@ from .verdict import Verdict
 __all__ = [
     "GradcheckUsageError",
     "Verdict",
+    "assert_accumulation",
+    "assert_data_parallel",
     "assert_gradient",
     "assert_reduction",
+    "check_accumulation",
+    "check_data_parallel",
     "check_gradient",
     "check_reduction",
     "infer_reduction",

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _args
 from . import numerics as nm
-from ._calls import GradCaller, copies, first_nonfinite, require_callable
+from ._calls import GradCaller, copies, first_nonfinite, require_callable, require_signature
 from ._compare import compare_leaves
 from ._tree import TreeDef, as_batch, same_structure, tree_def
 from .errors import GradcheckUsageError
@@ -82,9 +82,11 @@ def check_accumulation(accumulate_fn: Callable[..., Any], grad_fn: Callable[...,
     >>> v.fails, "equal micro-batches" in v.message
     (True, True)
     """
-    require_callable(accumulate_fn, "accumulate_fn")
     _args.choice("reduction", reduction, ("mean", "sum"))
     asked = _args.resolution(resolution)
+    require_callable(accumulate_fn, "accumulate_fn")
+    _args.inputs(params, batch, batch_required=True, grad_fn=grad_fn)
+    require_signature(accumulate_fn, "accumulate_fn", 1, call="accumulate_fn(params, microbatches)")
     run = _Run(accumulate_fn, grad_fn, params, as_batch(batch), reduction, weights, asked)
     verdicts = [run.judge(sizes) for sizes in splits(run.size)]
     return run.summary(verdicts)
@@ -98,21 +100,12 @@ class _Run:
         self.size = batch[0].shape[0]
         if self.size < 2:
             raise GradcheckUsageError("batch has 1 example: it cannot be cut into micro-batches; pass at least 2")
-        self.w = self._weights(weights)
+        w = _args.weights(weights, self.size)
+        self.w = np.ones(self.size) if w is None else w
         self.accumulate_fn = accumulate_fn
         self.caller = GradCaller(grad_fn, params, self.td)
         self.calls = 0
         self.want = self.caller(batch)
-
-    def _weights(self, weights: Any) -> np.ndarray:
-        if weights is None:
-            return np.ones(self.size)
-        w = np.asarray(weights, dtype=np.float64) if np.asarray(weights).dtype.kind in "iuf" else None
-        if w is None or w.shape != (self.size,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() == 0:
-            raise GradcheckUsageError(f"weights must be {self.size} finite numbers >= 0, not all zero, one per "
-                                      f"example (got {np.asarray(weights).dtype} of shape "
-                                      f"{np.asarray(weights).shape})")
-        return w
 
     def accumulate(self, micro: list[tuple[np.ndarray, ...]]) -> np.ndarray:
         self.calls += 1

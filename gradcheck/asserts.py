@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .accumulation import check_accumulation
+from .distributed import check_data_parallel
 from .gradient import check_gradient
 from .reduction import check_reduction
 from .verdict import Verdict
@@ -40,3 +42,26 @@ def assert_reduction(grad_fn: Callable[..., Any], params: Any, *batch: Any, **op
     [gradcheck] check_reduction failed: sum = B ×
     """
     _require(check_reduction(grad_fn, params, *batch, **options))
+
+
+def assert_accumulation(accumulate_fn: Callable[..., Any], grad_fn: Callable[..., Any], params: Any,
+                        *batch: Any, **options: Any) -> None:
+    """Raise ``AssertionError`` unless :func:`check_accumulation` holds.
+
+    >>> import numpy as np
+    >>> grad = lambda w, x, y: 2 * x.T @ (x @ w - y) / len(x)
+    >>> summed = lambda w, micro: sum(grad(w, x, y) * len(x) for x, y in micro) / sum(len(x) for x, _ in micro)
+    >>> x, y = np.arange(8.0).reshape(4, 2), np.arange(4.0)
+    >>> assert_accumulation(summed, grad, np.array([0.5, -0.5]), x, y)
+    """
+    _require(check_accumulation(accumulate_fn, grad_fn, params, *batch, **options))
+
+
+def assert_data_parallel(step_fn: Callable[..., Any], grad_fn: Callable[..., Any], params: Any,
+                         *batch: Any, **options: Any) -> None:
+    """Raise ``AssertionError`` unless :func:`check_data_parallel` holds.
+
+    >>> from gradcheck import assert_data_parallel          # doctest: +SKIP
+    >>> assert_data_parallel(mymodule.step, mymodule.grad, w, x, y, world_size=2)  # doctest: +SKIP
+    """
+    _require(check_data_parallel(step_fn, grad_fn, params, *batch, **options))

@@ -97,6 +97,8 @@ def _figures(r: ClaimReport) -> str:
 
 
 def _witness_cell(r: ClaimReport) -> str:
+    if r.skipped:
+        return f"not verified here: {r.skipped}"
     bad = [p for p in r.properties if p.outcome != HOLDS]
     if bad:
         return f"{bad[0].name}: {bad[0].note or 'counterexample below'}"

@@ -93,6 +93,7 @@ def check_data_parallel(step_fn: Callable[..., Any], grad_fn: Callable[..., Any]
     asked = _args.resolution(resolution)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise GradcheckUsageError(f"timeout={timeout!r} must be a positive number of seconds")
+    _args.inputs(params, batch, batch_required=True, step_fn=step_fn, grad_fn=grad_fn)
     _check_importable(step_fn)
     run = _Run(grad_fn, params, as_batch(batch), world, reduction, asked)
     verdicts: list[Verdict] = []
@@ -108,8 +109,6 @@ def check_data_parallel(step_fn: Callable[..., Any], grad_fn: Callable[..., Any]
 
 
 def _check_importable(step_fn: Any) -> None:
-    if not callable(step_fn):
-        raise GradcheckUsageError(f"step_fn={step_fn!r} is not callable")
     try:
         pickle.dumps(step_fn)
     except Exception as e:  # noqa: BLE001 - any pickling failure means the workers cannot get it

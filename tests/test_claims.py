@@ -15,6 +15,8 @@ from gradcheck.verdict import FAILS, HOLDS, Verdict
 
 @pytest.mark.parametrize("cid", list(REGISTRY))
 def test_claim_holds(cid):
+    for module in REGISTRY[cid].requires:
+        pytest.importorskip(module)
     report = run_claim(REGISTRY[cid], examples=settings.default.max_examples)
     bad = [p for p in report.properties if p.outcome != HOLDS]
     assert not bad, "\n".join(f"{p.name}: {p.note}\n{p.verdict}" for p in bad)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import algebra, jensen, truth  # noqa: F401  (registration)
 from . import sampling  # noqa: F401  (registration: family D)
+from . import accumulation, data_parallel  # noqa: F401  (registration: family E)
 from .registry import (ASYMPTOTIC, REGISTRY, UNIVERSAL, WITNESSED, Claim, ClaimReport, Property,
                        PropertyReport, run_claim)
 

@@ -12,6 +12,7 @@ The tests, ``gradcheck verify`` and the docs all read this registry.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -52,6 +53,11 @@ class Claim:
     proof: str
     holds_for: tuple[Property, ...] = ()
     fails_for: tuple[Property, ...] = ()
+    requires: tuple[str, ...] = ()  # optional modules the verification runs on (e.g. "torch")
+
+    def missing(self) -> list[str]:
+        """The required modules that cannot be imported here."""
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
 
 REGISTRY: dict[str, Claim] = {}
@@ -99,9 +105,12 @@ class ClaimReport:
     claim: Claim
     properties: list[PropertyReport] = field(default_factory=list)
     seconds: float = 0.0
+    skipped: str = ""  # why the claim could not be verified here
 
     @property
     def outcome(self) -> str:
+        if self.skipped:
+            return UNDETERMINED
         outcomes = {p.outcome for p in self.properties}
         return FAILS if FAILS in outcomes else (UNDETERMINED if UNDETERMINED in outcomes else HOLDS)
 
@@ -214,6 +223,10 @@ def run_claim(claim: Claim, *, examples: int = 50, seed: int | None = None,
     """
     start = time.perf_counter()
     report = ClaimReport(claim)
+    if claim.missing():
+        # Not verified here is not verified: the report says so and does not hold.
+        report.skipped = "needs " + ", ".join(f"{m} (pip install 'gradcheck[{m}]')" for m in claim.missing())
+        return report
     for prop in claim.holds_for:
         report.properties.append(_universal(claim, prop, examples, seed, on_case))
     for prop in claim.fails_for:
