@@ -23,6 +23,7 @@ from .registry import UNIVERSAL, Claim, Property, register
 NET = dict(max_depth=3, max_width=5)
 
 F64 = np.dtype(np.float64)
+TINY = float(np.finfo(F64).smallest_subnormal)
 
 
 def _enumerations(N: int) -> list[tuple[int, bool]]:
@@ -160,12 +161,18 @@ def _trace_and_bound(rows: np.ndarray, terms: np.ndarray, count: int) -> tuple[f
     this arithmetic rounds: no floor for the gradients' own accuracy.
     From the deviations, |Σ d̂² − Σ d²| ≤ Σ η(2|d̂| + η) since
     |d̂² − d²| = |d̂ − d|·|d̂ + d|; the squares and their pairwise sum over
-    K·P non-negative terms add sum_rounding of the trace itself."""
+    K·P non-negative terms add sum_rounding of the trace itself.
+
+    Below the normal range rounding is absolute, not relative: a product
+    or quotient there errs by up to half the smallest subnormal (sums are
+    exact). So η gains one subnormal for its two divisions (by M, by K),
+    and the trace P/2 + 1/2 for its K·P squares, then one division by K."""
     d = smp.deviations(rows)
-    eta = nm.sum_rounding(terms + smp.mean(terms) + np.abs(d), F64, count)
+    eta = nm.sum_rounding(terms + smp.mean(terms) + np.abs(d), F64, count) + TINY
     trace = float(smp.covariance_trace(rows))
     propagated = float(np.sum(eta * (2 * np.abs(d) + eta))) / len(d)
-    return trace, propagated + float(nm.sum_rounding(trace, F64, d.size))
+    underflow = TINY * (d.size / len(d) + 1) / 2
+    return trace, propagated + float(nm.sum_rounding(trace, F64, d.size)) + underflow
 
 
 def _variance_law(g: np.ndarray, idx: np.ndarray, replace: bool, sigma2: tuple[float, float]) -> Verdict:
