@@ -9,16 +9,22 @@ import numpy as np
 
 from . import _args
 from . import numerics as nm
-from ._calls import GradCaller, copies, first_nonfinite, loss_scalar
+from ._calls import GradCaller, copies, first_nonfinite
 from ._tree import TreeDef, as_batch, tree_def
 from .errors import GradcheckUsageError
-from .oracle import LossOracle, Probe
-from .verdict import FAILS, HOLDS, UNDETERMINED, Verdict
+from .oracle import LossOracle, Probe, _weights
+from .verdict import (FAILS, HOLDS, NON_FINITE_LOSS, NOT_DIFFERENTIABLE, PRECISION_LIMITED,
+                      UNDETERMINED, Verdict)
 
 LAW = "finite differences"
 CLAIM = "check_gradient"
+MODES = ("auto", "full", "projection")
 FULL_LIMIT = 128  # mode="auto" checks every entry up to this many parameters
-MAX_NAMED = 8  # localisation names at most this many wrong entries
+# mode="auto" falls back from a precision-limited projection to a full check
+# up to this many parameters: 6 loss evaluations each, ~6,000 in all, about
+# what a few seconds of a small model's loss allow.
+AUTO_FULL_LIMIT = 1024
+MAX_NAMED = 8  # localisation names at most this many entries
 
 
 @dataclass(frozen=True)
@@ -27,25 +33,37 @@ class Comparison:
 
     claimed: float
     probe: Probe
-    bound: float
+    bound: float  # the probe's bound plus the gradient's own rounding
+    grad_rounding: float  # that second part
 
     @property
     def error(self) -> float:
         return abs(self.claimed - self.probe.value)
 
     @property
-    def outcome(self) -> str:
-        if not self.probe.finite or self.probe.kink:
-            return UNDETERMINED
-        if self.error <= self.bound:
-            return HOLDS
-        # A kink or seam within the ladder but not at the point: the gradient
-        # exists, but these differences can vouch neither for it nor against it.
-        return FAILS if self.probe.smooth else UNDETERMINED
+    def why(self) -> str:
+        """Why finite differences cannot judge along this probe ("" if they can)."""
+        return _why(self.probe)
 
     @property
-    def near_kink(self) -> bool:
-        return self.probe.finite and not self.probe.kink and self.outcome == UNDETERMINED
+    def outcome(self) -> str:
+        if self.why:
+            return UNDETERMINED
+        return HOLDS if self.error <= self.bound else FAILS
+
+
+def _why(p: Probe) -> str:
+    """Why finite differences cannot judge along a probe ("" if they can)."""
+    if not p.finite:
+        return NON_FINITE_LOSS
+    if p.kink:
+        return NOT_DIFFERENTIABLE
+    if not p.resolved:
+        return PRECISION_LIMITED
+    # A kink or seam within the ladder but not at the point, or a loss that
+    # changes faster than the step: the ladder does not follow the h^2 law,
+    # so it can vouch neither for the gradient nor against it.
+    return "" if p.smooth else NOT_DIFFERENTIABLE
 
 
 class _Setup:
@@ -54,135 +72,350 @@ class _Setup:
     def __init__(self, loss_fn: Callable[..., Any], grad_fn: Callable[..., Any],
                  params: Any, batch: tuple[Any, ...]) -> None:
         if not callable(loss_fn):
-            raise GradcheckUsageError(f"loss_fn={loss_fn!r} is not callable")
+            raise GradcheckUsageError(f"loss_fn={loss_fn!r} is not callable; pass the loss function")
         self.td: TreeDef = tree_def(params)
         self.batch = as_batch(batch) if batch else ()
         self.x0 = self.td.flatten(params)
+        self.grad_fn = grad_fn
         caller = GradCaller(grad_fn, params, self.td)
         self.g = caller(self.batch)
         self.g_dtype = caller.dtype
+        self.grad_calls = 1
         self.loss_fn = loss_fn
         self.oracle = LossOracle(self._loss64, self.x0)
+        self._worst: np.ndarray | None = None
+        self._pooled: np.ndarray | None = None
+        self.kinked = np.zeros(self.x0.size, dtype=bool)  # entries the loss shows on a kink
+        # Per entry, the best |v_j| / bound over the comparisons that decided:
+        # an error e_j is caught for certain once |v_j e_j| > 2 bound.
+        self.seen = np.zeros(self.x0.size)
+        self.seen_by = np.full(self.x0.size, -1)  # index into self.decided
+        self.decided: list[Comparison] = []
+
+    @property
+    def n(self) -> int:
+        return self.x0.size
+
+    @property
+    def evaluations(self) -> int:
+        """Calls of the functions under test: loss_fn and grad_fn."""
+        return self.oracle.evaluations + self.grad_calls
 
     def _loss64(self, flat: np.ndarray) -> Any:
         # Finite differences in float64 whatever the model's dtype: the loss
         # is handed float64 parameters; what it returns tells its precision.
-        return loss_scalar(self.loss_fn(self.td.unflatten(flat, dtype=np.float64), *copies(self.batch)))
+        return self.loss_fn(self.td.unflatten(flat, dtype=np.float64), *copies(self.batch))
 
-    def compare(self, v: np.ndarray) -> Comparison:
+    def _grad_at(self, flat: np.ndarray) -> np.ndarray:
+        self.grad_calls += 1
+        caller = GradCaller(self.grad_fn, self.td.unflatten(flat), self.td)
+        return caller(self.batch)
+
+    def allowance(self) -> np.ndarray:
+        """Per entry, the measured rounding of grad_fn's output (numerics.GRAD_PATTERNS):
+        twice the largest second difference seen in the entry, or in a typical
+        (median) entry of its leaf if that is larger, so an entry whose own
+        samples happen to be small is covered by its neighbours'. Not the
+        leaf's largest, and not counting entries known to sit on a kink
+        (``self.kinked``): their gradient jumps between one-sided values under
+        a move of a few ulps, and must not lend that jump to the others."""
+        if self._pooled is None:
+            worst = self._second_differences()
+            self._pooled = np.empty(self.n)
+            for leaf in self.td.leaves:
+                sl = slice(leaf.start, leaf.start + leaf.size)
+                smooth = worst[sl][~self.kinked[sl]]
+                typical = float(np.median(smooth)) if smooth.size else 0.0
+                self._pooled[sl] = nm.GRAD_NOISE_SAFETY * np.maximum(worst[sl], typical)
+        return self._pooled
+
+    def mark_kinked(self, entries: np.ndarray) -> None:
+        """Entries the loss shows on a kink: left out of the pooled rounding."""
+        if np.any(entries & ~self.kinked):
+            self.kinked |= entries
+            self._pooled = None
+
+    def _second_differences(self) -> np.ndarray:
+        """Per entry, the largest |g(x0 + s) + g(x0 - s) - 2 g(x0)| over the
+        sign patterns s (measured once)."""
+        if self._worst is None:
+            rng = np.random.default_rng(1)  # fixed: part of the error model, not a draw
+            steps = _ulp_steps(self.td, self.x0)
+            worst = np.zeros(self.n)
+            for _ in range(nm.GRAD_PATTERNS):
+                s = rng.choice([-1.0, 1.0], size=self.n) * steps
+                second = np.abs(self._grad_at(self.x0 + s) + self._grad_at(self.x0 - s) - 2 * self.g)
+                worst = np.maximum(worst, np.where(np.isfinite(second), second, 0.0))
+            self._worst = worst
+        return self._worst
+
+    def probe(self, v: np.ndarray) -> Probe:
         moved = v != 0
         claimed_abs = float(np.sum(np.abs(self.g[moved] * self.x0[moved])))
-        probe = self.oracle.probe(v, claimed_abs=claimed_abs)
-        terms = np.abs(v * self.g)
+        return self.oracle.probe(v, claimed_abs=claimed_abs)
+
+    def compare(self, v: np.ndarray, probe: Probe | None = None) -> Comparison:
+        """grad_fn against finite differences along ``v`` (``probe``: the
+        oracle's answer along it, if already taken)."""
+        moved = v != 0
+        probe = probe or self.probe(v)
         claimed = float(np.sum(v * self.g))
-        rounding = float(nm.sum_rounding(np.sum(terms), self.g_dtype, int(moved.sum())))
-        return Comparison(claimed, probe, probe.bound + rounding)
+        modelled = float(nm.sum_rounding(np.sum(np.abs(v * self.g)), self.g_dtype, int(moved.sum())))
+        measured = float(np.sum(np.abs(v) * self.allowance()))
+        rounding = max(modelled, measured)
+        c = Comparison(claimed, probe, probe.bound + rounding, rounding)
+        if c.outcome != UNDETERMINED:
+            self._record(c, v, moved)
+        return c
+
+    def _record(self, c: Comparison, v: np.ndarray, moved: np.ndarray) -> None:
+        with np.errstate(divide="ignore"):
+            sens = np.abs(v[moved]) / c.bound
+        idx = np.flatnonzero(moved)
+        better = sens > self.seen[idx]
+        self.seen[idx[better]] = sens[better]
+        self.seen_by[idx[better]] = len(self.decided)
+        self.decided.append(c)
 
     def entry_direction(self, j: int) -> np.ndarray:
-        v = np.zeros(self.x0.size)
+        v = np.zeros(self.n)
         v[j] = self.oracle.scale[j]
         return v
 
     def block_direction(self, rng: np.random.Generator, lo: int, hi: int) -> np.ndarray:
-        v = np.zeros(self.x0.size)
-        v[lo:hi] = rng.standard_normal(hi - lo) * self.oracle.scale[lo:hi]
+        v = np.zeros(self.n)
+        v[lo:hi] = _weights(rng, hi - lo) * self.oracle.scale[lo:hi]
         return v
 
 
+def _ulp_steps(td: TreeDef, x: np.ndarray) -> np.ndarray:
+    """Per entry, a move of numerics.GRAD_ULPS ulps in the leaf's own dtype that
+    is exactly representable both ways (0 where it is not, at a binade edge)."""
+    steps = np.zeros(x.size)
+    for leaf in td.leaves:
+        sl = slice(leaf.start, leaf.start + leaf.size)
+        dt = leaf.dtype
+        xs = x[sl].astype(dt)
+        step = (nm.GRAD_ULPS * np.spacing(np.maximum(np.abs(xs), np.finfo(dt).tiny))).astype(dt)
+        with np.errstate(over="ignore", invalid="ignore"):
+            up, down = (xs + step).astype(np.float64), (xs - step).astype(np.float64)
+        s64 = step.astype(np.float64)
+        ok = (up - x[sl] == s64) & (x[sl] - down == s64)
+        steps[sl] = np.where(ok, s64, 0.0)
+    return steps
+
+
 def check_gradient(loss_fn: Callable[..., Any], grad_fn: Callable[..., Any], params: Any,
-                   *batch: Any, mode: str = "auto", probes: int = 4, seed: int = 0) -> Verdict:
+                   *batch: Any, mode: str = "auto", probes: int = 4, seed: int = 0,
+                   resolution: float = nm.DEFAULT_RESOLUTION) -> Verdict:
     """Check ``grad_fn`` against finite differences of ``loss_fn``.
 
     ``mode="full"`` compares every entry; ``"projection"`` compares directional
-    derivatives along ``probes`` Gaussian directions (a fixed number of loss
+    derivatives along ``probes`` random directions (a fixed number of loss
     evaluations whatever the parameter count) and, if one fails, narrows down
-    to the wrong entries; ``"auto"`` is full up to 128 parameters.
+    to the wrong entries; ``"auto"`` is full up to 128 parameters, else a
+    projection, and a full check up to 1024 parameters if the projection
+    cannot reach the resolution.
+
+    ``resolution`` is the smallest relative error in a typical gradient entry
+    (one of root-mean-square size) the check must be able to catch to say
+    "holds"; where it cannot, the verdict is undetermined, "precision-limited",
+    with the resolution it did reach (``Verdict.resolution``).
 
     >>> import numpy as np
     >>> loss = lambda w, x: float(np.sum(np.sin(x @ w)))
     >>> grad = lambda w, x: x.T @ np.cos(x @ w)
     >>> x = np.array([[1.0, 2.0], [0.5, -1.0]])
-    >>> bool(check_gradient(loss, grad, np.array([0.3, -0.2]), x))
-    True
+    >>> v = check_gradient(loss, grad, np.array([0.3, -0.2]), x)
+    >>> bool(v), v.resolution < 1e-6
+    (True, True)
     """
-    mode = _args.choice("mode", mode, ("auto", "full", "projection"))
-    probes, seed = _args.count("probes", probes), _args.seed(seed)
-    _args.inputs(params, batch, loss_fn=loss_fn, grad_fn=grad_fn)
+    mode = _args.choice("mode", mode, MODES)
+    probes = _args.count("probes", probes)
+    seed = _args.seed(seed)
+    requested = _args.resolution(resolution)
     s = _Setup(loss_fn, grad_fn, params, batch)
-    early = _early_verdict(s)
+    early = _early_verdict(s, requested)
     if early is not None:
         return early
-    full = mode == "full" or (mode == "auto" and s.x0.size <= FULL_LIMIT)
     rng = np.random.default_rng(seed)
-    return _full(s, rng) if full else _projection(s, probes, rng)
+    if mode == "full" or (mode == "auto" and s.n <= FULL_LIMIT):
+        return _full(s, rng, requested)
+    v = _projection(s, probes, rng, requested)
+    if mode == "auto" and v.reason == PRECISION_LIMITED and _full_would_help(s, requested):
+        return _full(s, rng, requested)
+    return v
 
 
-def _base(s: _Setup, outcome: str, error: float, tol: float, message: str, reason: str = "") -> Verdict:
+# ---------------------------------------------------------------- verdicts
+
+def _base(s: _Setup, outcome: str, error: float, tol: float, message: str, requested: float,
+          reason: str = "", resolution: float = np.nan) -> Verdict:
     dtype = f"loss in {s.oracle.precision.name}, gradient in {s.g_dtype.name}"
-    return Verdict(CLAIM, LAW, outcome, error, tol, message, reason=reason,
-                   step=s.oracle.h, dtype=dtype, evaluations=s.oracle.evaluations)
+    return Verdict(CLAIM, LAW, outcome, error, tol, message, reason=reason, step=s.oracle.h,
+                   dtype=dtype, evaluations=s.evaluations, resolution=resolution, requested=requested)
 
 
-def _early_verdict(s: _Setup) -> Verdict | None:
+def _early_verdict(s: _Setup, requested: float) -> Verdict | None:
     if not np.all(np.isfinite(s.g)):
         where = first_nonfinite(s.td, s.g)
-        return _base(s, FAILS, np.inf, 0.0, f"grad_fn returned a non-finite gradient: {where}")
+        return _base(s, FAILS, np.inf, 0.0, f"grad_fn returned a non-finite gradient: {where}", requested)
     if not np.isfinite(s.oracle.f0):
         return _base(s, UNDETERMINED, np.nan, np.nan,
                      f"loss_fn returned {s.oracle.f0} at params; the gradient cannot be checked there",
-                     reason="non-finite loss")
-    return None
-
-
-def _summarise(s: _Setup, comps: list[Comparison], labels: list[str]) -> Verdict:
-    """Common tail of both modes: kinks, non-finite steps, failures, resolution."""
-    # The decisive comparison: the worst failure if any, else the tightest holding one.
-    worst = max(comps, key=lambda c: (c.outcome == FAILS, _excess(c) if c.outcome != UNDETERMINED else -1.0))
-    kinks = [lab for c, lab in zip(comps, labels) if c.probe.kink]
-    if kinks:
-        c = comps[labels.index(kinks[0])]
-        return _not_differentiable(s, c, f"here: along {kinks[0]} the one-sided differences are "
-                                         f"{c.probe.backward:.6g} (backward) and {c.probe.forward:.6g} "
-                                         f"(forward), and their gap does not close as the step shrinks")
-    nonfinite = [lab for c, lab in zip(comps, labels) if not c.probe.finite]
-    if nonfinite:
+                     requested, reason=NON_FINITE_LOSS)
+    if not s.oracle.noise().finite:
         return _base(s, UNDETERMINED, np.nan, np.nan,
                      f"loss_fn returned a non-finite value within {4 * s.oracle.h:.2e} of params "
-                     f"along {nonfinite[0]}", reason="non-finite loss")
-    near = [lab for c, lab in zip(comps, labels) if c.near_kink]
-    if worst.outcome == FAILS or not near:
-        return _base(s, worst.outcome, worst.error, worst.bound, "")
-    c = comps[labels.index(near[0])]
-    return _not_differentiable(s, c, f"near here: along {near[0]} a kink or seam of the loss lies within "
-                                     f"{4 * s.oracle.h:.2e} of params (the second differences do not grow "
-                                     f"as the step squared), so finite differences cannot judge the "
-                                     f"gradient there")
-
-
-def _not_differentiable(s: _Setup, c: Comparison, detail: str) -> Verdict:
-    return _base(s, UNDETERMINED, c.error, c.bound, f"not differentiable {detail}",
-                 reason="not differentiable here")
+                     f"(relative to max(1, |params|)); the gradient cannot be checked there",
+                     requested, reason=NON_FINITE_LOSS)
+    return None
 
 
 def _excess(c: Comparison) -> float:
     return c.error / c.bound if c.bound > 0 else (np.inf if c.error else 0.0)
 
 
-def _full(s: _Setup, rng: np.random.Generator) -> Verdict:
-    comps = [s.compare(s.entry_direction(j)) for j in range(s.x0.size)]
-    labels = [s.td.name(j) for j in range(s.x0.size)]
-    v = _summarise(s, comps, labels)
-    if v.outcome == FAILS:
-        bad = [j for j, c in enumerate(comps) if c.outcome == FAILS]
-        named = ", ".join(_entry_text(s, j, comps[j]) for j in bad[:MAX_NAMED])
-        more = f" and {len(bad) - MAX_NAMED} more" if len(bad) > MAX_NAMED else ""
-        starts = sorted({s.td.leaf_of(j).start for j in bad})
-        leaves = [(st, st + s.td.leaf_of(st).size) for st in starts]
-        hint = _leaf_hint(s, {b[0]: s.compare(s.block_direction(rng, *b)) for b in leaves}, rng,
-                          scaled=len(bad) > MAX_NAMED)
-        return v.with_(message=f"grad_fn disagrees with finite differences of loss_fn in "
-                               f"{len(bad)} of {s.x0.size} entries: {named}{more}{hint}")
-    return _resolution(s, v, comps)
+def _numbers(s: _Setup, comps: list[Comparison], requested: float, scope: np.ndarray) -> Verdict:
+    """A verdict carrying the decisive comparison (the worst failure, else the
+    tightest determined one) and the resolution reached over ``scope``."""
+    decided = [c for c in comps if c.outcome != UNDETERMINED] or comps
+    worst = max(decided, key=lambda c: (c.outcome == FAILS, _excess(c)))
+    return _base(s, worst.outcome, worst.error, worst.bound, "", requested,
+                 resolution=_relative_resolution(s, scope))
+
+
+def _absolute_resolution(s: _Setup, scope: np.ndarray) -> float:
+    """The smallest error certain to be caught in every entry of ``scope``."""
+    if not np.any(scope):
+        return np.inf
+    worst = float(np.min(s.seen[scope]))
+    return nm.CATCH_FACTOR / worst if worst > 0 else np.inf
+
+
+def _relative_resolution(s: _Setup, scope: np.ndarray) -> float:
+    """The absolute resolution over the RMS size of the true gradient's entries,
+    bounded below by that of grad_fn's less the resolution itself (an error
+    it could have missed may have inflated grad_fn's)."""
+    absolute = _absolute_resolution(s, scope)
+    rms = _typical_size(s, scope)
+    if absolute == 0:
+        return 0.0
+    return absolute / (rms - absolute) if rms > absolute else np.inf
+
+
+def _typical_size(s: _Setup, scope: np.ndarray) -> float:
+    """The RMS size of grad_fn's entries; for a gradient that is exactly zero
+    (a stationary point: a converged fit, a dead layer), the size a gradient
+    entry has when the loss changes by its own value over a unit move of the
+    parameter (max(1, |x_j|), the step's unit). Zero has no relative error of
+    its own, and "grad_fn says 0" is then judged against the loss's scale
+    (the message says so)."""
+    if not np.any(scope):
+        return 0.0
+    rms = float(np.sqrt(np.mean(s.g[scope] ** 2)))
+    if rms > 0:
+        return rms
+    return abs(s.oracle.f0) / float(np.sqrt(np.mean(s.oracle.scale[scope] ** 2)))
+
+
+def _finish(s: _Setup, v: Verdict, comps: list[Comparison], mode: str) -> Verdict:
+    """A determined, holding verdict: holds at the resolution asked for, or
+    is precision-limited."""
+    if v.resolution <= v.requested and not np.any(s.g):
+        size = _typical_size(s, np.ones(s.n, bool))
+        return v.with_(message=f"grad_fn returns a zero gradient and finite differences agree: every "
+                               f"entry is zero to within {v.resolution * size:.1e}, a relative "
+                               f"{v.resolution:.1e} of the gradient scale {size:.3e} of a loss of "
+                               f"{s.oracle.f0:.6g}")
+    if v.resolution <= v.requested:
+        return v.with_(message=f"grad_fn agrees with finite differences of loss_fn along "
+                               f"{len(comps)} directions, to a relative error of {v.resolution:.1e} "
+                               f"in a typical entry")
+    return v.with_(outcome=UNDETERMINED, reason=PRECISION_LIMITED,
+                   message=_precision_text(s, v, mode))
+
+
+def _precision_text(s: _Setup, v: Verdict, mode: str) -> str:
+    reached = "no relative resolution at all" if not np.isfinite(v.resolution) else \
+        f"a resolution of {v.resolution:.1e}"
+    head = (f"grad_fn agrees with finite differences of loss_fn as far as they can tell, but they "
+            f"reach only {reached} in a typical gradient entry, short of the {v.requested:.1e} asked for")
+    return f"{head}; {_limit_text(s)}; to improve it: {_advice(s, v, mode)}"
+
+
+def _limit_text(s: _Setup) -> str:
+    """What limits the resolution, read off the comparison that saw the
+    least-seen entry."""
+    scope = s.seen > 0
+    if not np.any(scope):
+        return "no entry could be judged"
+    j = int(np.flatnonzero(scope)[np.argmin(s.seen[scope])])
+    c = s.decided[s.seen_by[j]]
+    if c.grad_rounding >= c.probe.bound:
+        return (f"what limits it is grad_fn's own rounding in {s.g_dtype.name}, measured by calling it at "
+                f"params moved by a few ulps (the terms summed into an entry are much larger than the entry)")
+    if _cancelling(s):
+        return (f"what limits it is the loss's rounding noise, measured at {s.oracle.noise().level:.1e}: far "
+                f"more than a value of {abs(s.oracle.f0):.3e} carries, so the loss is a small difference of "
+                f"large terms, and finite differences with step {s.oracle.h:.1e} divide that noise by the step")
+    return (f"what limits it is the rounding of the loss in {s.oracle.precision.name}, divided by the "
+            f"step {s.oracle.h:.1e} of finite differences")
+
+
+def _cancelling(s: _Setup) -> bool:
+    """The measured loss noise is far above what the loss's own value carries."""
+    return s.oracle.noise().level > 4 * nm.C_EVAL * s.oracle.eps * abs(s.oracle.f0)
+
+
+def _advice(s: _Setup, v: Verdict, mode: str) -> str:
+    tips = []
+    if s.oracle.precision != np.float64:
+        tips.append(f"compute the loss in float64 (it returns {s.oracle.precision.name})")
+    elif _cancelling(s):
+        tips.append("compute the loss without subtracting large terms")
+    if s.g_dtype != np.float64:
+        tips.append(f"compute the gradient in float64 (it returns {s.g_dtype.name})")
+    if mode == "projection":
+        tips.append(f"mode='full' ({6 * s.n:,} loss evaluations; a projection sees each entry only "
+                    f"through its weight in a sum over all of them)")
+    if np.isfinite(v.resolution) and v.resolution < 0.5:
+        unit = 10.0 ** np.floor(np.log10(v.resolution))
+        ask = float(np.ceil(v.resolution / unit * (1 - 1e-9)) * unit)  # one significant digit, up
+        tips.append(f"or accept a coarser check, resolution={ask:.0e}")
+    return "; ".join(tips) or "a loss computed in higher precision"
+
+
+# ---------------------------------------------------------------- full mode
+
+def _full(s: _Setup, rng: np.random.Generator, requested: float) -> Verdict:
+    # The loss first: the entries it shows on a kink are known before the
+    # gradient's rounding is pooled over each leaf.
+    probes = [s.probe(s.entry_direction(j)) for j in range(s.n)]
+    s.mark_kinked(np.array([p.kink for p in probes]))
+    comps = [s.compare(s.entry_direction(j), probes[j]) for j in range(s.n)]
+    bad = [j for j, c in enumerate(comps) if c.outcome == FAILS]
+    odd = [j for j, c in enumerate(comps) if c.outcome == UNDETERMINED]
+    scope = np.array([c.outcome != UNDETERMINED for c in comps])
+    v = _numbers(s, comps, requested, scope)
+    if bad:
+        return v.with_(message=_wrong_entries_text(s, rng, bad, {j: comps[j] for j in bad})
+                       + _undetermined_note(s, {j: comps[j] for j in odd}))
+    if odd:
+        return _undetermined(s, v, {j: comps[j] for j in odd}, [s.td.name(j) for j in odd])
+    return _finish(s, v, comps, "full")
+
+
+def _wrong_entries_text(s: _Setup, rng: np.random.Generator, bad: list[int],
+                        comps: dict[int, Comparison]) -> str:
+    named = ", ".join(_entry_text(s, j, comps[j]) for j in bad[:MAX_NAMED])
+    more = f" and {len(bad) - MAX_NAMED} more" if len(bad) > MAX_NAMED else ""
+    starts = sorted({s.td.leaf_of(j).start for j in bad})
+    leaves = [(st, st + s.td.leaf_of(st).size) for st in starts]
+    hint = _leaf_hint(s, {b[0]: s.compare(s.block_direction(rng, *b)) for b in leaves}, rng,
+                      scaled=len(bad) > MAX_NAMED)
+    return (f"grad_fn disagrees with finite differences of loss_fn in {len(bad)} of {s.n} entries: "
+            f"{named}{more}{hint}")
 
 
 def _entry_text(s: _Setup, j: int, c: Comparison) -> str:
@@ -191,73 +424,207 @@ def _entry_text(s: _Setup, j: int, c: Comparison) -> str:
             f"finite differences {c.probe.value / scale:.9g})")
 
 
-def _resolution(s: _Setup, v: Verdict, comps: list[Comparison]) -> Verdict:
-    if v.outcome != HOLDS:
-        return v
-    size = max(max(abs(c.claimed), abs(c.probe.value)) for c in comps)
-    widest = max(c.bound for c in comps)
-    if size > 0 and widest > nm.RESOLUTION_LIMIT * size:
-        return v.with_(outcome=UNDETERMINED, reason="precision-limited",
-                       message=f"the bound {widest:.3e} is {widest / size:.0%} of the largest "
-                               f"directional derivative {size:.3e}, so finite differences in "
-                               f"{s.oracle.precision.name} cannot tell a right gradient from a wrong one here")
-    return v.with_(message=f"grad_fn agrees with finite differences of loss_fn "
-                           f"along {len(comps)} directions")
+def _undetermined_note(s: _Setup, odd: dict[int, Comparison]) -> str:
+    """Beside a failure: the entries finite differences could not judge."""
+    kinked = [j for j, c in odd.items() if c.why == NOT_DIFFERENTIABLE]
+    if not kinked:
+        return ""
+    listed = ", ".join(s.td.name(j) for j in kinked[:MAX_NAMED])
+    more = f" and {len(kinked) - MAX_NAMED} more" if len(kinked) > MAX_NAMED else ""
+    return f"; not differentiable at (or within {4 * s.oracle.h:.1e} of) {listed}{more}, which are not judged"
 
 
-def _projection(s: _Setup, probes: int, rng: np.random.Generator) -> Verdict:
-    n = s.x0.size
-    directions = [s.block_direction(rng, 0, n) for _ in range(probes)]
+def _undetermined(s: _Setup, v: Verdict, odd: dict, labels: list[str]) -> Verdict:
+    """No failure, but some comparisons could not decide: say why, for the
+    first reason in order of how much it says about the function."""
+    order = (PRECISION_LIMITED, NON_FINITE_LOSS, NOT_DIFFERENTIABLE)
+    items = list(zip(labels, odd.values()))
+    reason = next(r for r in order if any(c.why == r for _, c in items))
+    which = [(lab, c) for lab, c in items if c.why == reason]
+    lab, c = which[0]
+    listed = ", ".join(label for label, _ in which[:MAX_NAMED])
+    more = f" and {len(which) - MAX_NAMED} more" if len(which) > MAX_NAMED else ""
+    judged = _judged_text(s, v)
+    if reason == PRECISION_LIMITED:
+        text = _unresolved_text(s)
+    elif reason == NON_FINITE_LOSS:
+        text = f"loss_fn returned a non-finite value within {4 * s.oracle.h:.2e} of params along {listed}{more}"
+    elif c.probe.kink:
+        text = (f"not differentiable here: along {lab} the one-sided differences are "
+                f"{c.probe.backward:.6g} (backward) and {c.probe.forward:.6g} (forward), and their gap "
+                f"does not close as the step shrinks" + (f" (likewise along {listed[len(lab) + 2:]}{more})"
+                                                         if len(which) > 1 else ""))
+    else:
+        text = (f"not differentiable near here: along {listed}{more} the finite differences do not follow "
+                f"the h^2 law of a smooth function (a kink or seam of the loss within {4 * s.oracle.h:.2e} "
+                f"of params, or a loss that changes faster than the step can follow), so they cannot judge "
+                f"the gradient there")
+    return v.with_(outcome=UNDETERMINED, reason=reason, error=c.error, tolerance=c.bound,
+                   message=text + judged)
+
+
+def _judged_text(s: _Setup, v: Verdict) -> str:
+    if not np.any(s.seen > 0):
+        return ""
+    return (f"; every entry finite differences could judge agrees with them (to a relative error of "
+            f"{v.resolution:.1e} in a typical entry)")
+
+
+def _unresolved_text(s: _Setup) -> str:
+    return (f"the loss's values within {4 * s.oracle.h:.2e} of params look like noise (a smooth fit leaves "
+            f"residuals of more than {nm.UNRESOLVED_FRACTION:.0%} of their spread): its rounding is larger "
+            f"than its change over the step, or it oscillates faster than the step; finite differences "
+            f"cannot see its slope there")
+
+
+# ---------------------------------------------------------------- projection mode
+
+def _projection(s: _Setup, probes: int, rng: np.random.Generator, requested: float) -> Verdict:
+    directions = [s.block_direction(rng, 0, s.n) for _ in range(probes)]
     comps = [s.compare(v) for v in directions]
     labels = [f"probe {k}" for k in range(probes)]
-    v = _summarise(s, comps, labels)
-    if v.outcome != FAILS:
-        return _resolution(s, v, comps)
-    k = max(range(probes), key=lambda i: (comps[i].outcome == FAILS, _excess(comps[i])))
-    c = comps[k]
+    everything = np.ones(s.n, bool)
+    failed = [k for k, c in enumerate(comps) if c.outcome == FAILS]
+    odd = [k for k, c in enumerate(comps) if c.outcome == UNDETERMINED]
+    if not failed and not odd:
+        return _finish(s, _numbers(s, comps, requested, everything), comps, "projection")
+    if not failed and any(comps[k].why == PRECISION_LIMITED for k in odd):
+        v = _numbers(s, comps, requested, everything)
+        return _undetermined(s, v, {k: comps[k] for k in odd}, [labels[k] for k in odd])
+    # A failure, or a probe that crossed a kink or a non-finite value: narrow
+    # it down to entries, so the wrong ones are named and a definite error
+    # is still found beside what finite differences cannot judge.
+    k = max(failed, key=lambda i: _excess(comps[i])) if failed else odd[0]
+    hunt = _narrow(s, directions[k])
+    scope = everything.copy()
+    for lo, hi in hunt.odd:
+        scope[lo:hi] = False
+    v = _numbers(s, comps, requested, scope)
+    if failed or hunt.failing or hunt.wide_failing:
+        c = comps[k] if failed else max((c for c in hunt.probes.values() if c.outcome == FAILS), key=_excess)
+        return v.with_(outcome=FAILS, error=c.error, tolerance=c.bound,
+                       message=_projection_failure_text(s, rng, comps[k], labels[k], hunt))
+    odd_comps = {lo: hunt.probes[(lo, hi)] for lo, hi in hunt.odd}
+    if not odd_comps:
+        return _undetermined(s, v, {k: comps[k] for k in odd}, [labels[k] for k in odd])
+    return _undetermined(s, v, odd_comps, [_block_name(s, lo, hi) for lo, hi in hunt.odd])
+
+
+def _projection_failure_text(s: _Setup, rng: np.random.Generator, c: Comparison, label: str,
+                             hunt: "_Hunt") -> str:
+    where = _localised_text(s, rng, hunt)
+    if c.outcome != FAILS:
+        return ("grad_fn disagrees with finite differences of loss_fn once the entries they cannot "
+                f"judge are set aside; {where}")
     rel = c.error / max(abs(c.probe.value), np.finfo(float).tiny)
-    where = _localise(s, rng, directions[k])
-    head = (f"grad_fn disagrees with finite differences of loss_fn along {labels[k]}: directional "
+    return (f"grad_fn disagrees with finite differences of loss_fn along {label}: directional "
             f"derivative {c.claimed:.9g} by grad_fn, {c.probe.value:.9g} by finite differences "
-            f"(relative error {rel:.2e})")
-    return v.with_(message=f"{head}; {where}", evaluations=s.oracle.evaluations)
+            f"(relative error {rel:.2e}); {where}")
 
 
-def _localise(s: _Setup, rng: np.random.Generator, failed: np.ndarray) -> str:
-    """Narrow a failed projection down to entries: test each parameter array,
-    then halve the failing blocks until single entries remain or the error is
-    spread over too many blocks. Each block is probed with the failed
-    direction's own weights on it, so a wrong entry keeps the weight that
-    exposed it while the bound shrinks with the block."""
-    def probe(lo: int, hi: int) -> Comparison:
-        v = np.zeros_like(failed)
-        v[lo:hi] = failed[lo:hi]
-        return s.compare(v)
-
-    blocks = [(leaf.start, leaf.start + leaf.size) for leaf in s.td.leaves]
-    leaf_comps = {b: probe(*b) for b in blocks}
-    failing = [b for b in blocks if leaf_comps[b].outcome == FAILS]
-    leaf_comps_failing = {b[0]: leaf_comps[b] for b in failing}
-    hint = _leaf_hint(s, leaf_comps_failing, rng)
-    found: list[int] = []
-    while failing:
-        singles = [b for b in failing if b[1] - b[0] == 1]
-        found += [b[0] for b in singles]
-        wide = [b for b in failing if b[1] - b[0] > 1]
-        if len(found) + len(wide) > MAX_NAMED:
-            return _spread_text(s, found, wide) + _leaf_hint(s, leaf_comps_failing, rng, scaled=True)
-        halves = [h for lo, hi in wide for h in ((lo, (lo + hi) // 2), ((lo + hi) // 2, hi))]
-        failing = [h for h in halves if probe(*h).outcome == FAILS]
-    if not found:
-        return "the error is spread thinly: no single parameter array fails on its own" + hint
-    comps = {j: s.compare(s.entry_direction(j)) for j in found}
-    return "wrong entries: " + ", ".join(_entry_text(s, j, comps[j]) for j in sorted(found)) + hint
+def _block_name(s: _Setup, lo: int, hi: int) -> str:
+    if hi - lo == 1:
+        return s.td.name(lo)
+    return f"{s.td.name(lo)} .. {s.td.name(hi - 1)}"
 
 
-def _spread_text(s: _Setup, found: list[int], wide: list[tuple[int, int]]) -> str:
-    leaves = sorted({s.td.leaf_of(lo).path for lo, _ in wide} | {s.td.leaf_of(j).path for j in found})
+@dataclass
+class _Hunt:
+    """Where narrowing a probe down ended: single wrong entries, blocks still
+    failing when the search stopped, blocks finite differences cannot judge,
+    and every comparison made (by block)."""
+
+    failing: list[int]
+    wide_failing: list[tuple[int, int]]
+    odd: list[tuple[int, int]]
+    probes: dict[tuple[int, int], Comparison]
+    leaves: dict[int, Comparison]
+
+
+def _halves(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [h for lo, hi in blocks for h in ((lo, (lo + hi) // 2), ((lo + hi) // 2, hi))]
+
+
+def _narrow(s: _Setup, direction: np.ndarray) -> _Hunt:
+    """Narrow a probe down to entries, in two passes, each starting from the
+    parameter arrays and halving blocks until single entries remain or more
+    than MAX_NAMED blocks are left. First the blocks finite differences
+    cannot judge (a kink, a non-finite value), by the loss alone; the entries
+    found on a kink then leave the gradient's pooled rounding. Then the
+    failing blocks. Each block is probed with the probe's own weights on it,
+    so a wrong entry keeps the weight that exposed it while the bound shrinks
+    with the block."""
+    probes: dict[tuple[int, int], Probe] = {}
+
+    def probe(b: tuple[int, int]) -> Probe:
+        if b not in probes:
+            v = np.zeros_like(direction)
+            v[b[0]:b[1]] = direction[b[0]:b[1]]
+            probes[b] = s.probe(v)
+        return probes[b]
+
+    leaves = [(leaf.start, leaf.start + leaf.size) for leaf in s.td.leaves]
+    odd_single, odd_wide = _descend(leaves, lambda b: bool(_why(probe(b))))
+    kinked = np.zeros(s.n, bool)
+    for lo, _ in odd_single:
+        kinked[lo] = probes[(lo, lo + 1)].kink
+    s.mark_kinked(kinked)
+    comps: dict[tuple[int, int], Comparison] = {}
+
+    def fails(b: tuple[int, int]) -> bool:
+        v = np.zeros_like(direction)
+        v[b[0]:b[1]] = direction[b[0]:b[1]]
+        comps[b] = s.compare(v, probe(b))
+        return comps[b].outcome == FAILS
+
+    judged = [b for b in probes if not _why(probes[b])]
+    failing = [b for b in judged if fails(b)]
+    top = [b for b in failing if not any(a != b and a[0] <= b[0] and b[1] <= a[1] for a in failing)]
+    found, wide = _descend(top, fails)
+    odd = odd_single + odd_wide
+    for b in odd:
+        comps[b] = s.compare(np.where(_mask(s.n, b), direction, 0.0), probes[b])
+    return _Hunt(sorted(lo for lo, _ in found), wide, odd, comps,
+                 {b[0]: comps[b] for b in leaves if b in comps and comps[b].outcome == FAILS})
+
+
+def _mask(n: int, b: tuple[int, int]) -> np.ndarray:
+    m = np.zeros(n, bool)
+    m[b[0]:b[1]] = True
+    return m
+
+
+def _descend(blocks: list[tuple[int, int]], keep: Callable[[tuple[int, int]], bool]
+             ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Halve the kept blocks until single entries remain or more than
+    MAX_NAMED are left: (single entries kept, wide blocks kept at the end)."""
+    active = [b for b in blocks if keep(b)]
+    singles: list[tuple[int, int]] = []
+    while active:
+        singles += [b for b in active if b[1] - b[0] == 1]
+        wide = [b for b in active if b[1] - b[0] > 1]
+        if len(singles) + len(wide) > MAX_NAMED:
+            return singles, wide
+        active = [h for h in _halves(wide) if keep(h)]
+    return singles, []
+
+
+def _localised_text(s: _Setup, rng: np.random.Generator, hunt: _Hunt) -> str:
+    note = _undetermined_note(s, {lo: hunt.probes[(lo, hi)] for lo, hi in hunt.odd if hi - lo == 1})
+    if hunt.wide_failing:
+        return _spread_text(s, hunt) + _leaf_hint(s, hunt.leaves, rng, scaled=True) + note
+    if not hunt.failing:
+        return ("the error is spread thinly: no single parameter array fails on its own"
+                + _leaf_hint(s, hunt.leaves, rng) + note)
+    comps = {j: s.compare(s.entry_direction(j)) for j in hunt.failing}
+    return ("wrong entries: " + ", ".join(_entry_text(s, j, comps[j]) for j in hunt.failing)
+            + _leaf_hint(s, hunt.leaves, rng) + note)
+
+
+def _spread_text(s: _Setup, hunt: _Hunt) -> str:
+    paths = {s.td.leaf_of(lo).path for lo, _ in hunt.wide_failing} | {s.td.leaf_of(j).path for j in hunt.failing}
     return (f"the error is spread over many entries (more than {MAX_NAMED}) of "
-            + ", ".join(f"params{p}" for p in leaves))
+            + ", ".join(f"params{p}" for p in sorted(paths)))
 
 
 def _leaf_hint(s: _Setup, comps: dict[int, Comparison], rng: np.random.Generator, *,
@@ -286,6 +653,22 @@ def _leaf_hint(s: _Setup, comps: dict[int, Comparison], rng: np.random.Generator
 
 def _ratio(c: Comparison) -> tuple[float, float] | None:
     """grad_fn / finite differences along one probe, and its tolerance."""
-    if not c.probe.finite or c.probe.value == 0 or c.bound >= abs(c.probe.value):
+    if c.why or c.probe.value == 0 or c.bound >= abs(c.probe.value):
         return None
     return c.claimed / c.probe.value, 2 * c.bound / abs(c.probe.value)
+
+
+# ---------------------------------------------------------------- auto mode
+
+def _full_would_help(s: _Setup, requested: float) -> bool:
+    """A full check is within budget and, by the error model, would reach the
+    resolution: each entry alone carries the loss's rounding over the step
+    and its own gradient rounding, but no other entry's."""
+    if s.n > AUTO_FULL_LIMIT:
+        return False
+    noise = max(s.oracle.noise().level, nm.C_EVAL * s.oracle.eps * abs(s.oracle.f0))
+    rounding = nm.RICHARDSON_ROUNDING * noise / (s.oracle.h * s.oracle.scale)
+    per_entry = nm.CATCH_FACTOR * (rounding + s.allowance())
+    absolute = float(np.max(per_entry))
+    rms = float(np.sqrt(np.mean(s.g ** 2)))
+    return rms > absolute and absolute / (rms - absolute) <= requested

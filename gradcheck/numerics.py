@@ -1,7 +1,8 @@
 """The error model: every tolerance in gradcheck is computed here.
 
 Nothing is tuned per test. Each constant below is an allowance in units of
-the machine epsilon of the dtype involved, with the reason for its size.
+the machine epsilon of the dtype involved, or a shape of a measurement, with
+the reason for its size.
 """
 
 from __future__ import annotations
@@ -11,24 +12,23 @@ import numpy as np
 # An evaluation of a loss (a forward pass and a batch reduction) is taken to
 # be accurate to this many ulps of the largest magnitude it produced: each
 # layer adds a few roundings, and dot products of length <= 64 add log2 terms.
+# This is the floor of the loss noise; what the loss computed in between (a
+# large intermediate that cancels) is measured, not modelled (LossOracle.noise).
 C_EVAL = 16.0
 
 # A gradient computed by someone's backward pass, in its own dtype, is taken
 # to be accurate to this many ulps of the absolute sum of the terms compared
 # (a forward and a backward pass, roughly twice the work of an evaluation).
+# This is the floor of the gradient's allowance; the rounding of the terms
+# summed into an entry is measured (GRAD_PATTERNS below).
 C_GRAD = 32.0
 
-# A loss value carries an absolute rounding error of at least C_EVAL ulps of
-# this unit, however small the value: a small loss is usually a small
-# difference of terms of order one (log(1 + x) of a confident softmax, the
-# squared error of a near-perfect fit). It is to the loss what max(1, |x|)
-# is to the step.
-LOSS_UNIT = 1.0
-
-# Likewise a gradient entry carries an absolute rounding error of at least
-# C_GRAD ulps of this unit: a gradient that is zero in exact arithmetic comes
-# out as rounding noise of order-one intermediate values (a batch norm over
-# equal inputs, a softmax at a tie), and nothing is learned by comparing noise.
+# The reduction checkers hold a gradient entry to at least C_GRAD ulps of
+# this unit: a gradient that is zero in exact arithmetic comes out as rounding
+# noise of order-one intermediate values (a batch norm over equal inputs, a
+# softmax at a tie), and nothing is learned by comparing noise.
+# (check_gradient has no such floor: it measures the noise instead, so a loss
+# of size 1e-8 is held to its own scale.)
 GRAD_UNIT = 1.0
 
 # Central differences on the ladder h, 2h, 4h extrapolated twice (Richardson)
@@ -36,9 +36,63 @@ GRAD_UNIT = 1.0
 # absolute error e, R carries at most (64 + 20/2 + 1/4) / 45 * e / h.
 RICHARDSON_ROUNDING = (64.0 + 10.0 + 0.25) / 45.0
 
-# The measured noise of a loss (the largest of 8 residuals) is doubled: the
-# largest of a few samples of rounding understates the largest possible.
+# The measured noise of a loss (the largest residual of a fit) is doubled:
+# the largest of a few samples of rounding understates the largest possible.
+# Simulated on pure noise (uniform and Gaussian, 10^5 ladders each), a ladder
+# held to twice the measured residual never exceeded its bound.
 NOISE_SAFETY = 2.0
+
+# Where the loss noise is measured, in units of the step h along one fixed
+# direction. WIDE spans the ladder's own range [-4h, 4h], so it sees the
+# rounding of a large intermediate term (1e8 + sum(sin x)) - 1e8: over a
+# smaller range such a loss can stay inside one rounding cell and look exact.
+# NARROW (within h/8) sees rounding alone, without the structure a function
+# has on the scale of the step (an oscillation of period ~h is a cubic there),
+# so it can test the ladder's h^2 law. Offsets are irregular and have no
+# mirror pairs: on an even or arithmetic pattern a loss rounded to a grid
+# can step by whole cells, or an even function repeat itself, and look exact.
+# 16 + 10 points leave 10 and 5 residual degrees of freedom after the fits.
+NOISE_WIDE = (-4.0, -3.55, -3.1, -2.6, -2.05, -1.45, -0.9, -0.4,
+              0.3, 0.75, 1.3, 1.9, 2.4, 2.95, 3.4, 3.85)
+NOISE_NARROW = (-0.125, -0.1, -0.075, -0.045, -0.015, 0.02, 0.05, 0.07, 0.095, 0.12)
+
+# A loss that does not move at all over the wide range may still be rounded
+# to a grid coarser than its change there: the range is widened this many
+# times, by this factor each, to find the grid (16^2 * 4h ~ 6e-3 in float64,
+# still far inside any scale on which a network's loss changes shape).
+NOISE_WIDENINGS = 2
+NOISE_WIDENING = 16.0
+
+# The ladder cannot see the function when a smooth fit over the wide range
+# leaves residuals of this fraction of the values' spread: values that are
+# pure noise (rounding bigger than the change, or an oscillation faster than
+# the step) leave at least 19 % (0.1 % quantile, 10^5 Gaussian draws), a fit
+# that follows the function leaves far less, and so does one kink anywhere in
+# the range (at most 12 % over kink positions and slopes; a kink at the point
+# itself is in the fit's basis and leaves nothing).
+UNRESOLVED_FRACTION = 0.15
+
+# The rounding of a gradient entry is the rounding of the terms summed into
+# it (per-example terms near a minimum are far larger than their sum), which
+# no allowance in ulps of the entry covers. It is measured: grad_fn is called
+# at params moved by +-GRAD_ULPS ulps of their own dtype along GRAD_PATTERNS
+# random sign patterns; the second difference g(+) + g(-) - 2 g(0) cancels the
+# smooth change (to O(ulp^2)) and leaves rounding. A few ulps move every
+# intermediate value by more than its own rounding, so each call rounds anew.
+# Four patterns give each entry four samples (a one-entry leaf has no others
+# to pool with); simulated on Gaussian errors, twice the largest of them
+# falls below the error at params in under 2e-4 of entries, and then only
+# where C_GRAD does not cover it either.
+GRAD_ULPS = 4.0
+GRAD_PATTERNS = 4
+GRAD_NOISE_SAFETY = 2.0
+
+# Probe weights: random signs times magnitudes uniform in this range (times
+# max(1, |x_j|)). A Gaussian probe gives some entries a weight near zero in
+# every probe, so an error there is invisible; here every entry has a weight
+# of at least 1/2 in every probe, while random magnitudes keep two errors from
+# cancelling exactly (as +a and -a would under equal weights).
+PROBE_WEIGHTS = (0.5, 1.5)
 
 # The resolution a check must reach to say "holds", unless the caller asks
 # for another: the smallest relative error in a typical gradient entry (one of
@@ -48,9 +102,10 @@ NOISE_SAFETY = 2.0
 # better, so the default only ever bites where precision is genuinely short.
 DEFAULT_RESOLUTION = 1e-3
 
-# A projection check is "precision-limited" (it cannot tell right from wrong)
-# when its bound exceeds this fraction of the directional derivatives compared.
-RESOLUTION_LIMIT = 0.5
+# An error is caught for certain only when it exceeds twice a comparison's
+# bound: the bound covers the finite-difference error and the gradient's
+# rounding, and either may use its whole allowance against the error.
+CATCH_FACTOR = 2.0
 
 
 def eps(dtype: np.dtype | type) -> float:
@@ -70,3 +125,25 @@ def sum_rounding(terms_abs: np.ndarray, dtype: np.dtype | type, count: int) -> n
     add up to ``terms_abs`` (pairwise summation: log2(count) + 1 roundings each),
     plus the C_GRAD allowance for how the terms themselves were computed."""
     return (C_GRAD + np.log2(max(count, 1)) + 1.0) * eps(dtype) * terms_abs
+
+
+# -- check_reduction ---------------------------------------------------------------
+
+def kink_move(dtype: np.dtype | type) -> float:
+    """Relative move of the params (times max(1, |θ|), in the params' dtype) at
+    which check_reduction re-checks a law that failed at the point given.
+    sqrt(eps) puts the moved point some 1/sqrt(eps) roundings away from a kink
+    at the point (1e8 in float64), so batched and single-example passes can no
+    longer round to different sides of it, while it moves the point by only a
+    relative sqrt(eps): a reduction that is wrong at the point is as wrong there."""
+    return eps(dtype) ** 0.5
+
+
+# Fitted per-example weights (and shares of a split) are described, grouped
+# by value and compared with the declared ones, only when the rounding of the
+# gradients they were fitted from moves them by less than this fraction of
+# the largest: the description prints 4 significant digits and groups weights
+# that agree to the third. A fit less certain than that is degenerate (as many
+# parameters as examples, or nearly parallel per-example gradients) and is no
+# diagnosis.
+WEIGHT_PRECISION = 1e-3

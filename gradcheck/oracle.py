@@ -2,9 +2,12 @@
 
 Central differences on a ladder of three steps (h, 2h, 4h) along a direction,
 extrapolated twice (Richardson), with an error bound made of the estimated
-truncation (the gap between the last two extrapolation levels) and the
-rounding of the loss values (see :mod:`gradcheck.numerics`). The same loss
-values give the one-sided differences that reveal a kink.
+truncation and the rounding of the loss values. The rounding is measured
+once per point (:meth:`LossOracle.noise`), over the ladder's own range, so it
+covers large intermediate terms that cancel; :mod:`gradcheck.numerics` holds
+the floor it never goes below. The same loss values give the one-sided
+differences that reveal a kink, and the h^2 law that shows whether the
+ladder can see the function at all.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import Any, Callable
 import numpy as np
 
 from . import numerics as nm
+from ._calls import loss_value
 
-__all__ = ["Probe", "LossOracle", "fd_gradient"]
+__all__ = ["Probe", "Noise", "LossOracle", "fd_gradient"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,31 @@ class Probe:
     kink: bool  # one-sided differences disagree and do not close as h shrinks
     finite: bool  # every loss value on the ladder was finite
     evaluations: int
-    smooth: bool = True  # the second differences grow as h^2: no kink or seam within 4h
+    smooth: bool = True  # the ladder follows the h^2 law: no kink, seam or fast oscillation within 4h
+    resolved: bool = True  # the loss's change over the ladder's range stands out of its noise
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The loss's rounding near the point, as measured (absolute, one value).
+
+    ``level`` bounds the error of one loss value (the bound's rounding term);
+    ``rounding`` is the part that is rounding alone, without structure of the
+    function on the scale of the step (what the h^2 test is held to);
+    ``resolved`` is False when the values over the ladder's range look like
+    noise: the step cannot see how the loss changes there.
+    """
+
+    level: float
+    rounding: float
+    resolved: bool
+    finite: bool = True
+
+    @property
+    def unexplained(self) -> bool:
+        """The wide range shows more than the narrow one: large terms that
+        cancel, or a function that changes shape within the step."""
+        return self.level > 4 * self.rounding
 
 
 class LossOracle:
@@ -41,8 +69,10 @@ class LossOracle:
     function computes in a narrower type).
     """
 
-    def __init__(self, loss: Callable[[np.ndarray], Any], x0: np.ndarray) -> None:
+    def __init__(self, loss: Callable[[np.ndarray], Any], x0: np.ndarray, *,
+                 argname: str = "loss_fn") -> None:
         self._loss = loss
+        self._argname = argname
         self.x0 = np.array(x0, dtype=np.float64)
         self.evaluations = 0
         self.precision = np.dtype(np.float64)
@@ -52,37 +82,78 @@ class LossOracle:
         # Each entry moves by h * max(1, |x_j|) per unit of the probe, so the
         # step is relative for large parameters and absolute near zero.
         self.scale = np.maximum(1.0, np.abs(self.x0))
-        self._noise: float | None = None
+        self._noise: Noise | None = None
 
     def __call__(self, x: np.ndarray) -> float:
         self.evaluations += 1
-        out = self._loss(x)
-        dt = getattr(out, "dtype", None)
-        if dt is not None and np.issubdtype(dt, np.floating) and np.finfo(dt).bits < np.finfo(self.precision).bits:
+        value, dt = loss_value(self._loss(x), self._argname)
+        if np.issubdtype(dt, np.floating) and np.finfo(dt).bits < np.finfo(self.precision).bits:
             self.precision = np.dtype(dt)
-        return float(np.asarray(out, dtype=np.float64).reshape(()))
+        return value
 
-    def noise(self) -> float:
-        """Measured rounding noise of the loss near x0: the largest residual of
-        a parabola through f(x0 + j d v), nine j in [-4, 4], with d = h / 64 so small
-        that the cubic term lies far below rounding. Measured once
-        per check (8 evaluations), along a fixed Gaussian direction that moves
-        every entry by a different amount (a pattern of equal-size signs can
-        leave a symmetric loss exactly constant), it covers losses whose value
-        is a small difference of large terms, which eps |f| alone would miss."""
+    # ------------------------------------------------------------ noise
+
+    def noise(self) -> Noise:
+        """Measure the loss's rounding near x0, once (26 evaluations, more
+        only if the loss does not move at all over the ladder's range).
+
+        Along a fixed direction with weights of random sign and size
+        (a pattern of equal-size signs can leave a symmetric loss exactly
+        constant), the loss is sampled at irregular offsets over the ladder's
+        range [-4h, 4h] and within h/8. Smooth fits leave the rounding as
+        residuals: over the wide range a quartic with a kink at the point in
+        its basis (so a ReLU at exactly 0 is no noise), over the narrow one a
+        cubic with the same kink. A loss rounded to a grid (a large intermediate that cancels)
+        shows the grid as the common binary step of its values, or as repeated
+        levels; its values are off by up to half a cell."""
         if self._noise is None:
-            v = np.random.default_rng(0).standard_normal(self.x0.size) * self.scale
-            d = self.h / 64
-            # Irregular offsets: on an arithmetic progression a loss that is
-            # rounded to a grid can step by whole grid cells and look exact.
-            js = np.array([-4.0, -2.9, -1.7, -0.6, 0.0, 0.8, 1.9, 3.1, 3.7])
-            fs = np.array([self.f0 if j == 0 else self(self.x0 + j * d * v) for j in js])
-            if not np.all(np.isfinite(fs)):
-                self._noise = 0.0
-            else:
-                fit = np.polyval(np.polyfit(js, fs, 2), js)
-                self._noise = float(np.max(np.abs(fs - fit)))
+            self._noise = self._measure()
         return self._noise
+
+    def _direction(self) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        return _weights(rng, self.x0.size) * self.scale
+
+    def _sample(self, u: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        return np.array([self(self.x0 + t * self.h * u) for t in offsets])
+
+    def _measure(self) -> Noise:
+        u = self._direction()
+        wide_t = np.array([*nm.NOISE_WIDE, 0.0])
+        narrow_t = np.array([*nm.NOISE_NARROW, 0.0])
+        wide = np.append(self._sample(u, wide_t[:-1]), self.f0)
+        narrow = np.append(self._sample(u, narrow_t[:-1]), self.f0)
+        if not (np.all(np.isfinite(wide)) and np.all(np.isfinite(narrow))):
+            return Noise(0.0, 0.0, True, finite=False)
+        resolved = True
+        if np.all(wide == self.f0):
+            # Flat over the whole ladder: either constant, or rounded to a grid
+            # coarser than its change there. Widen to find out.
+            resolved, grid_values = self._widen(u)
+        else:
+            grid_values = np.concatenate([wide, narrow])
+        r_wide = _residual(_wide_basis(wide_t), wide)
+        r_narrow = _residual(_narrow_basis(narrow_t * 8), narrow)
+        spread = float(np.ptp(wide))
+        if spread > 0 and r_wide > nm.UNRESOLVED_FRACTION * spread:
+            resolved = False
+        grid = _grid(grid_values - self.f0) / 2  # round to nearest: half a cell
+        level = nm.NOISE_SAFETY * max(r_wide, r_narrow, grid)
+        rounding = nm.NOISE_SAFETY * max(r_narrow, grid)
+        return Noise(level, rounding, resolved)
+
+    def _widen(self, u: np.ndarray) -> tuple[bool, np.ndarray]:
+        t = np.array(nm.NOISE_WIDE)
+        for k in range(1, nm.NOISE_WIDENINGS + 1):
+            values = self._sample(u, t * nm.NOISE_WIDENING ** k)
+            finite = values[np.isfinite(values)]
+            if np.any(finite != self.f0):
+                # It moves, but not over the ladder's range: the ladder sees
+                # less than one rounding cell of it.
+                return False, np.append(finite, self.f0)
+        return True, np.array([self.f0])  # constant along u: nothing to round
+
+    # ------------------------------------------------------------ probes
 
     def probe(self, v: np.ndarray, *, claimed_abs: float = 0.0) -> Probe:
         """Directional derivative along ``v`` (already scaled by ``self.scale``).
@@ -98,16 +169,63 @@ class LossOracle:
         values = np.array([f0, *plus, *minus])
         if not np.all(np.isfinite(values)):
             return Probe(np.nan, np.inf, np.nan, np.nan, False, False, evals, False)
+        measured = self.noise()
         d = [(p - m) / (2 * k * h) for p, m, k in zip(plus, minus, (1, 2, 4))]
         r2 = (64 * d[0] - 20 * d[1] + d[2]) / 45  # twice extrapolated: O(h^6) where f is smooth
         truncation = _truncation(d, r2)
-        modelled = nm.C_EVAL * self.eps * (max(np.max(np.abs(values)), nm.LOSS_UNIT) + claimed_abs)
-        noise = max(modelled, nm.NOISE_SAFETY * self.noise())
+        modelled = nm.C_EVAL * self.eps * (float(np.max(np.abs(values))) + claimed_abs)
+        noise = max(modelled, measured.level)
         rounding = nm.RICHARDSON_ROUNDING * noise / h
         fwd, bwd = (plus[0] - f0) / h, (f0 - minus[0]) / h
         kink = _is_kink(plus, minus, f0, h, noise)
-        smooth = _is_smooth([p + m - 2 * f0 for p, m in zip(plus, minus)], noise)
-        return Probe(r2, truncation + rounding, fwd, bwd, kink, True, evals, smooth)
+        second = [p + m - 2 * f0 for p, m in zip(plus, minus)]
+        smooth = _is_smooth(second, d, h, max(modelled, measured.rounding))
+        return Probe(r2, truncation + rounding, fwd, bwd, kink, True, evals, smooth,
+                     measured.resolved and measured.finite)
+
+
+def _weights(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Random signs times magnitudes in numerics.PROBE_WEIGHTS."""
+    lo, hi = nm.PROBE_WEIGHTS
+    return rng.choice([-1.0, 1.0], size=n) * rng.uniform(lo, hi, size=n)
+
+
+def _wide_basis(t: np.ndarray) -> np.ndarray:
+    # A quartic, plus |t| and t|t|: a kink or a seam exactly at the point
+    # (a ReLU at 0, its square) is part of the fit, not noise.
+    return np.stack([t**0, t, t**2, t**3, t**4, np.abs(t), t * np.abs(t)], axis=1)
+
+
+def _narrow_basis(t: np.ndarray) -> np.ndarray:
+    # Within h/8 the quartic term of any function the ladder can follow is
+    # far below rounding: a cubic, with a kink or seam at the point.
+    return np.stack([t**0, t, t**2, t**3, np.abs(t), t * np.abs(t)], axis=1)
+
+
+def _residual(basis: np.ndarray, values: np.ndarray) -> float:
+    """Largest residual of a least-squares fit (values taken relative to their
+    last entry, f0, so the fit works on the small differences)."""
+    y = values - values[-1]
+    coef, *_ = np.linalg.lstsq(basis, y, rcond=None)
+    return float(np.max(np.abs(y - basis @ coef)))
+
+
+def _grid(diffs: np.ndarray) -> float:
+    """The cell of a grid the values lie on: the largest power of two that
+    divides every difference from f0, or the gap between levels when two or
+    more levels repeat (a grid that is not binary). ~ulp(f) for a loss that is
+    not quantized beyond its own rounding."""
+    nonzero = np.abs(diffs[diffs != 0])
+    if nonzero.size == 0:
+        return 0.0
+    mant, expo = np.frexp(nonzero)
+    ints = (mant * 2.0**53).astype(np.int64)
+    low = (ints & -ints).astype(np.float64)  # lowest set bit of each mantissa
+    binary = float(np.min(np.ldexp(low, expo - 53)))
+    levels, counts = np.unique(diffs, return_counts=True)
+    repeated = np.sum(counts > 1)
+    gap = float(np.min(np.diff(levels))) if repeated >= 2 else 0.0
+    return max(binary, gap)
 
 
 def _truncation(d: list[float], r2: float) -> float:
@@ -124,14 +242,30 @@ def _truncation(d: list[float], r2: float) -> float:
     return 2 * abs(r2 - d[0]) + abs(d[0] - d[1])
 
 
-def _is_smooth(second: list[float], noise: float) -> bool:
-    """Where f is smooth, the second differences s(k) = f(+kh) + f(-kh) - 2 f0
-    are k^2 h^2 D2 + k^4 h^4 D4 / 12 + ... (Dn the n-th directional
-    derivative), so s(4) = 16 s(1) up to 20 h^4 D4, far below rounding for any
-    D4 a network produces. Each s carries at most 4 noise of rounding, so
-    s(4) - 16 s(1) carries 68 noise; beyond twice that, a kink or a seam lies
-    within 4h of the point."""
-    return abs(second[2] - 16 * second[0]) <= 2 * 68 * noise
+def _is_smooth(second: list[float], d: list[float], h: float, noise: float) -> bool:
+    """The ladder follows the h^2 law of a smooth function, in its even and
+    its odd part.
+
+    Even: the second differences s(k) = f(+kh) + f(-kh) - 2 f0 are
+    k^2 h^2 D2 + k^4 h^4 D4 / 12 + ... (Dn the n-th directional derivative),
+    so s(4) = 16 s(1) up to 20 h^4 D4, far below rounding for any D4 a network
+    produces. Each s carries at most 4 noise of rounding, so s(4) - 16 s(1)
+    carries 68 noise; beyond twice that, the ladder is not smooth.
+
+    Odd: the central differences D(kh) = D1 + k^2 h^2 D3 / 6 + k^4 h^4 D5 / 120
+    make D(4h) - 5 D(2h) + 4 D(h) = h^4 D5 (256 - 80 + 4) / 120 ... far below
+    rounding again, while rounding puts at most (1/4 + 5/2 + 4) noise / h into
+    it; beyond twice that, the ladder is not smooth. An oscillation that the
+    steps alias (period near h) keeps the second differences near zero, but
+    not this one.
+
+    ``noise`` is rounding alone (Noise.rounding, or the modelled floor), not
+    the wide-range measurement, which an oscillation within 4h would inflate
+    until any ladder looked smooth.
+    """
+    even = abs(second[2] - 16 * second[0]) <= 2 * 68 * noise
+    odd = abs(d[2] - 5 * d[1] + 4 * d[0]) <= 2 * 6.75 * noise / h
+    return bool(even and odd)
 
 
 def _is_kink(plus: list[float], minus: list[float], f0: float, h: float, noise: float) -> bool:
