@@ -28,6 +28,7 @@ import numpy as np
 
 from . import _args
 from . import numerics as nm
+from ._calls import first_nonfinite
 from ._tree import TreeDef, as_batch, same_structure, tree_def
 from .errors import GradcheckUsageError
 from .verdict import FAILS, HOLDS, PRECISION_LIMITED, UNDETERMINED, Verdict
@@ -53,12 +54,13 @@ StepFn = Callable[..., tuple[Any, Any]]
 
 def _rescale(rescale: str | Rescale, hyper: dict) -> tuple[Rescale, str]:
     if callable(rescale):
-        return rescale, getattr(rescale, "__name__", "the declared rescale")
+        return rescale, f"rescale={getattr(rescale, '__name__', 'the declared function')}"
     _args.choice("rescale", rescale, list(RESCALES))
     powers = RESCALES[rescale]
     if rescale == "sgd" and "lr" not in hyper:
         raise GradcheckUsageError(f"hyper={hyper!r} has no 'lr'; rescale='sgd' divides the rate by B")
-    return (lambda h, B: {k: v * B ** powers.get(k, 0) for k, v in h.items()}), f"rescale={rescale!r}"
+    return (lambda h, B: {k: v * B ** powers[k] if k in powers else v for k, v in h.items()}), \
+        f"rescale={rescale!r}"
 
 
 def _hyper(hyper: Any) -> dict:
@@ -99,6 +101,7 @@ class _Setup:
     reduction: str
     rng_seed: int
     calls: int = 0  # grad_fn and step_fn calls, counted as they happen
+    blame: str = ""  # where a run first went non-finite
 
 
 def _gradient(s: _Setup, theta: np.ndarray, idx: np.ndarray, reduction: str) -> np.ndarray:
@@ -125,14 +128,19 @@ def _run(s: _Setup, reduction: str, hyper_at: Callable[[int], dict], jitter: int
     rng = np.random.default_rng(jitter) if jitter is not None else None
     theta, state = s.td.flatten(s.params), None
     path = [theta]
-    for idx in s.steps:
+    for t, idx in enumerate(s.steps, 1):
         g = _gradient(s, theta, idx, reduction)
+        if not np.all(np.isfinite(g)):
+            s.blame = s.blame or f"grad_fn returned {first_nonfinite(s.td, g)} at step {t} of the run on L_{reduction}"
+            return np.stack(path + [g * np.nan] * (len(s.steps) + 1 - len(path)))
         s.calls += 1
         out = s.step_fn(s.td.unflatten(theta), s.td.unflatten(g), state, **hyper_at(len(idx)))
         new, state = _unpack(out)
         same_structure(s.td, new, argname="step_fn")
         new = s.td.flatten(new)
         if not np.all(np.isfinite(new)):  # a finding: stop calling the user's code on it
+            s.blame = s.blame or (f"step_fn returned {first_nonfinite(s.td, new)} at step {t} of the run "
+                                  f"on L_{reduction}")
             return np.stack(path + [new] * (len(s.steps) + 1 - len(path)))
         if rng is not None:
             new = new + rng.uniform(-1, 1, new.shape) * _allowance(theta, new, len(idx), s.td.dtype)
@@ -175,14 +183,10 @@ def _steps(path: np.ndarray) -> np.ndarray:
 
 
 def _nonfinite(s: _Setup, r: _Runs) -> Verdict | None:
-    for name, path in (("on L_mean", r.mean), ("on L_sum", r.total)):
-        bad = np.argwhere(~np.isfinite(path))
-        if bad.size:
-            t, i = bad[0]
-            return Verdict(CLAIM, LAW, FAILS, float("inf"), 0.0,
-                           f"the run {name} is not finite from step {t}: {path[t, i]} at "
-                           f"{s.td.name(int(i))}", dtype=str(s.td.dtype))
-    return None
+    """A non-finite gradient or step is a finding: the verdict says where it appeared."""
+    if np.all(np.isfinite(r.mean)) and np.all(np.isfinite(r.total)):
+        return None
+    return Verdict(CLAIM, LAW, FAILS, float("inf"), 0.0, s.blame, dtype=str(s.td.dtype), evaluations=s.calls)
 
 
 def _sizes(s: _Setup) -> list[int]:
@@ -215,6 +219,8 @@ def check_optimizer(step_fn: StepFn, grad_fn: Callable[..., Any], params: Any, *
     the rate unchanged), ``"adamw"`` (eps·B, max_norm·B), or a function
     ``(hyper, B) -> hyper``. The batch is cut into steps of ``batch_size``
     (default: the smallest that leaves a short last batch), for ``epochs`` passes.
+    ``step_fn`` must step from the params it is given, not from a copy it
+    keeps in ``state``: the checker's rounding probe moves them between steps.
 
     >>> import numpy as np
     >>> grad = lambda w, x, y: 2 * x.T @ (x @ w - y) / len(x)

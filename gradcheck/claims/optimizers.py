@@ -150,7 +150,6 @@ def _steps(a: np.ndarray) -> np.ndarray:
     return np.max(np.abs(a), axis=1)
 
 
-
 def _own_rounding(path: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
     """Each step's own WIDE rounding, summed from step 1 to t (no amplification:
     that part is measured): an update of a state of this size, whose gradient
@@ -247,11 +246,12 @@ def _momentum_rescale(case: Case) -> Verdict:
     eta, rule = case.extra["lr"], case.extra["rule"]
     pair = lambda dt: (side(case, _momentum_rule(case, lambda B: dt.type(eta) / B), "sum", dt),  # noqa: E731
                        side(case, _momentum_rule(case, eta), "mean", dt))
+    first = case.extra["sizes"][0]
     return compare("C2", "momentum rescale", case, pair,
                    f"{rule} on L_sum with η/B_t and on L_mean with η agree at every step ({_schedule(case)})",
                    lambda t, B, gap: f"{rule} on L_sum with η/B_t and on L_mean with η part at step {t} "
-                                     f"(B = {B}, after steps of B = {case.extra['sizes'][0]}) by {gap}: "
-                                     f"the buffer still holds the earlier sums, at their own batch's scale")
+                                     f"(B = {B}) by {gap}" + (f", after steps of B = {first}: the buffer still "
+                                     f"holds their sums, at their own batch's scale" if B != first else ""))
 
 
 def _momenta(sizes: st.SearchStrategy[list[int]], net: dict = NET) -> st.SearchStrategy[Case]:
@@ -319,7 +319,7 @@ register(Claim(
     "C3", "Coupled L2", WITNESSED,
     "SGD on L_sum + λR with η/B equals SGD on L_mean + (λ/B)R with η, step for step (R = ½‖θ‖², "
     "whose gradient λθ is PyTorch's weight_decay); keeping λ under the mean breaks it. Decoupled "
-    "decay (θ ← θ(1 − ηλ)) scales the other way: the sum with η/B needs λ·B.",
+    "decay (θ ← θ(1 − ηλ)) rescales alike: under the sum, with η/B, it needs λ·B.",
     "Any schedule of batch sizes, the rescale taken per step. This is why the mean keeps the data "
     "to regularizer balance fixed when B changes (the TensorFlow CIFAR-10 loss adds λR to a mean).",
     "(η/B)(∇L_sum + λθ) = η(∇L_mean + (λ/B)θ), so both runs take the same step from the same θ. "
