@@ -1,25 +1,23 @@
-"""Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (CI=true picks "ci").
+"""The suite's Hypothesis profiles come from gradcheck's pytest plugin
+(gradcheck/pytest_plugin.py), chosen by ``gradcheck_profile = "auto"`` in
+pyproject.toml: $HYPOTHESIS_PROFILE, else ci when $CI is set, else dev.
 
 - ci: derandomized, a fixed draw every run: no flakiness, under 5 minutes on 2 cores;
 - dev: the default for local runs, random draws, a little more than ci;
 - thorough: long runs (pytest -n auto spreads them over cores).
+
+``--gradcheck-profile=thorough`` picks one on the command line.
 """
 
 from __future__ import annotations
 
-import os
-
-from hypothesis import HealthCheck, settings
-
-_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("ci", derandomize=True, database=None, max_examples=30, print_blob=True, **_common)
-settings.register_profile("dev", max_examples=50, **_common)
-settings.register_profile("thorough", max_examples=1000, **_common)
-
-PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
-settings.load_profile(PROFILE)
+import pytest
 
 
-def pytest_report_header(config):
-    seed = "derandomized" if settings.default.derandomize else "random (seed printed on failure)"
-    return f"hypothesis profile: {PROFILE} ({settings.default.max_examples} examples, {seed})"
+def pytest_configure(config: pytest.Config) -> None:
+    # Without the plugin the suite would run on Hypothesis' defaults: random
+    # draws on CI, and a profile nobody asked for. Say so instead.
+    if not config.pluginmanager.has_plugin("gradcheck"):
+        raise pytest.UsageError("gradcheck's pytest plugin is not loaded: install the package "
+                                "(pip install -e .) so its pytest11 entry point is registered, "
+                                "and do not pass -p no:gradcheck")
