@@ -202,7 +202,11 @@ class _Runner(abc.ABC):
         values = _param_tensors(params, self.trainable)
         inputs = [_batch_tensor(b, i, self.dtype, self.device) for i, b in enumerate(batch)]
         with self._state(values), _fixed_random(self.seed, self.device):
-            out = self.forward(self.model, self.loss, *inputs)
+            try:
+                out = self.forward(self.model, self.loss, *inputs)
+            except Exception as e:
+                _explain_single_example(e, self.model, inputs)
+                raise
         return _scalar(out)
 
     @abc.abstractmethod
@@ -265,6 +269,19 @@ class _Reference(_Runner):
         for (mine, _), (theirs, on) in zip(_flags(self.model, self.loss), _flags(self.source, self.source_loss)):
             mine.training = on
         yield
+
+
+def _explain_single_example(e: Exception, model: torch.nn.Module, inputs: list[torch.Tensor]) -> None:
+    """Add a note when a model in train() mode fails on one example: the
+    reduction checkers call grad_fn on single examples, which batch
+    normalization in training mode cannot run."""
+    if not (model.training and inputs and inputs[0].dim() > 0 and len(inputs[0]) == 1):
+        return
+    if hasattr(e, "add_note"):  # Python 3.11+
+        e.add_note("[gradcheck] the model, in train() mode, failed on a batch of 1 example: a layer with "
+                   "batch statistics (batch normalization) cannot run one example alone, and its gradient is "
+                   "not a mean or sum of per-example gradients, so check_reduction and check_accumulation do "
+                   "not apply; call model.eval() to check it with its running statistics")
 
 
 def _copies(model: torch.nn.Module, loss: Callable[..., Any], dtype: torch.dtype
