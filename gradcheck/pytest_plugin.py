@@ -8,10 +8,17 @@ a suite adds to check its model and loss is a test asking for the fixture::
         gradcheck.assert_gradient(loss_fn, grad_fn, params, x, y)
         gradcheck.assert_reduction(grad_fn, params, x, y, reduction="mean")
 
+For PyTorch (``gradcheck[torch]``) the line checks a model and its loss:
+the gradient against finite differences of a float64 copy, and the reduction::
+
+    def test_my_model(gradcheck):
+        gradcheck.assert_model(model, torch.nn.CrossEntropyLoss(), x, y, reduction="mean")
+
 The fixture's methods are gradcheck's checkers (``check_*``, ``assert_*``,
 ``infer_reduction``) with the resolved resolution and seed filled in; a
 keyword given in the call wins. A failing ``assert_*`` raises
-``AssertionError(str(verdict))``, the same message as ``gradcheck.assert_*``.
+``AssertionError(str(verdict))``, the same message as ``gradcheck.assert_*``;
+``assert_model`` and ``check_model`` import torch only when called.
 
 Settings, each taken from the first source that gives it
 (marker, then command line, then ini, then the default):
@@ -52,12 +59,15 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-__all__ = ["Checkers", "PROFILES", "gradcheck"]
+if TYPE_CHECKING:
+    from gradcheck.verdict import Verdict
+
+__all__ = ["Checkers", "PROFILES", "gradcheck", "register_profiles"]
 
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 # max_examples per profile: ci keeps `pytest` on 2 cores under 5 minutes (DESIGN §5).
@@ -150,13 +160,13 @@ def _from_config(config: pytest.Config, key: str, default: Any) -> Setting:
 
 def _from_environment(auto: Setting) -> Setting:
     """``auto``: $HYPOTHESIS_PROFILE, else ci when $CI is set, else dev (as gradcheck's suite always did)."""
-    chosen = os.environ.get("HYPOTHESIS_PROFILE")
+    chosen, how = os.environ.get("HYPOTHESIS_PROFILE"), f"auto ({auto.source})"
     if chosen:
-        source = f"environment HYPOTHESIS_PROFILE (auto, from {auto.source})"
-        return Setting(_parse_profile(chosen, source, auto=False), source)
+        where = f"environment HYPOTHESIS_PROFILE (read for profile auto, from {auto.source})"
+        return Setting(_parse_profile(chosen, where, auto=False), f"{how}: $HYPOTHESIS_PROFILE={chosen}")
     if os.environ.get("CI"):
-        return Setting("ci", f"environment CI (auto, from {auto.source})")
-    return Setting("dev", f"auto, from {auto.source}: neither CI nor HYPOTHESIS_PROFILE is set")
+        return Setting("ci", f"{how}: $CI is set")
+    return Setting("dev", f"{how}: neither $CI nor $HYPOTHESIS_PROFILE is set")
 
 
 def _marker_settings(item: pytest.Item) -> dict[str, Setting]:
@@ -234,16 +244,17 @@ def _profile_line(config: pytest.Config, chosen: Setting) -> str:
     elif seed is not None:
         draws = f"random, --hypothesis-seed={seed}"
     else:
-        draws = "random, seed printed on failure"
+        draws = "random, --hypothesis-seed=N fixes the draws"
     return f"gradcheck: hypothesis profile {active} ({current.max_examples} examples, {draws}), {origin}"
 
 
 def _checker_line(state: dict) -> str:
     r, s = state["resolution"], state["seed"]
-    replay = f"--gradcheck-resolution={r.value:g} --gradcheck-seed={s.value}"
+    # repr: the shortest text that reads back as the same float, so the replay is exact.
+    replay = f"--gradcheck-resolution={r.value!r} --gradcheck-seed={s.value}"
     if state["profile"].value is not None:
         replay = f"--gradcheck-profile={state['profile'].value} " + replay
-    return f"gradcheck: resolution {r.value:g} ({r.source}), seed {s.value} ({s.source}); replay with {replay}"
+    return f"gradcheck: resolution {r.value!r} ({r.source}), seed {s.value} ({s.source}); replay with {replay}"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -269,6 +280,17 @@ class Checkers:
     False
     """
 
+    # Made below from gradcheck's functions of the same names.
+    check_gradient: Callable[..., Verdict]
+    check_reduction: Callable[..., Verdict]
+    infer_reduction: Callable[..., str]
+    check_accumulation: Callable[..., Verdict]
+    check_data_parallel: Callable[..., Verdict]
+    assert_gradient: Callable[..., None]
+    assert_reduction: Callable[..., None]
+    assert_accumulation: Callable[..., None]
+    assert_data_parallel: Callable[..., None]
+
     def __init__(self, resolution: float, seed: int) -> None:
         self.resolution = resolution
         self.seed = seed
@@ -283,8 +305,47 @@ class Checkers:
                 options.setdefault(key, getattr(self, key))
         return fn(*args, **options)
 
+    def check_model(self, model: Any, loss: Any, *batch: Any, reduction: str | None = "mean",
+                    weights: Any = None, **adapter: Any) -> tuple[Any, ...]:
+        """A PyTorch ``model`` and ``loss``: its gradient against float64 finite
+        differences, then (unless ``reduction=None``) how it reduces over the batch.
+
+        The batch is as ``gradcheck.torch.functions`` takes it (by default
+        ``loss(model(x), y)``); ``adapter`` keywords (``dtype=``, ``forward=``)
+        go to it. Returns the verdicts, gradient first.
+        """
+        loss_fn, grad_fn, params = _torch_functions(model, loss, adapter)
+        verdicts = [self.check_gradient(loss_fn, grad_fn, params, *batch)]
+        if reduction is not None:
+            verdicts.append(self.check_reduction(grad_fn, params, *batch, reduction=reduction, weights=weights))
+        return tuple(verdicts)
+
+    def assert_model(self, model: Any, loss: Any, *batch: Any, reduction: str | None = "mean",
+                     weights: Any = None, **adapter: Any) -> None:
+        """The one line for PyTorch: raise ``AssertionError(str(verdict))`` for
+        the first verdict of :meth:`check_model` that does not hold. ::
+
+            gradcheck.assert_model(model, torch.nn.CrossEntropyLoss(), x, y, reduction="mean")
+        """
+        __tracebackhide__ = True
+        for verdict in self.check_model(model, loss, *batch, reduction=reduction, weights=weights, **adapter):
+            if not verdict.holds:
+                raise AssertionError(str(verdict))
+
     def __repr__(self) -> str:
         return f"<gradcheck fixture: resolution={self.resolution:g}, seed={self.seed}>"
+
+
+def _torch_functions(model: Any, loss: Any, adapter: dict) -> tuple[Any, Any, Any]:
+    # torch is imported only when a test asks for a model: the plugin loads in every suite.
+    try:
+        from gradcheck.torch import functions
+    except ModuleNotFoundError as e:
+        if e.name != "torch":
+            raise
+        raise ModuleNotFoundError("gradcheck.assert_model needs PyTorch: pip install 'gradcheck[torch]'",
+                                  name="torch") from e
+    return functions(model, loss, **adapter)
 
 
 def _checker(name: str) -> Callable[..., Any]:

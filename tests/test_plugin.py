@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import sys
 import textwrap
 
 import numpy as np
@@ -34,7 +36,7 @@ def wrong_grad(w, x, y):
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch):
-    # The outer run may be on CI; inner runs choose their profile themselves.
+    # The outer run may be on CI; inner runs set the environment they test.
     for name in ("CI", "HYPOTHESIS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
 
@@ -78,23 +80,48 @@ def test_the_header_shows_profile_resolution_and_seed_once(pytester):
     result = run(pytester, "def test_a(): pass", "--gradcheck-profile=ci", "--gradcheck-seed=7")
     assert header(result) == [
         "gradcheck: hypothesis profile gradcheck-ci (30 examples, derandomized), from command line",
-        f"gradcheck: resolution {DEFAULT_RESOLUTION:g} (default), seed 7 (command line); "
-        f"replay with --gradcheck-profile=ci --gradcheck-resolution={DEFAULT_RESOLUTION:g} --gradcheck-seed=7",
+        f"gradcheck: resolution {DEFAULT_RESOLUTION!r} (default), seed 7 (command line); "
+        f"replay with --gradcheck-profile=ci --gradcheck-resolution={DEFAULT_RESOLUTION!r} --gradcheck-seed=7",
     ]
+
+
+def test_the_replay_options_give_back_the_same_resolution(pytester):
+    lines = header(run(pytester, "def test_a(): pass", "--gradcheck-resolution=1.2345678901234e-05"))
+    assert lines[1].endswith("replay with --gradcheck-resolution=1.2345678901234e-05 --gradcheck-seed=0")
 
 
 def test_without_a_profile_the_header_says_hypothesis_was_left_alone(pytester):
     lines = header(run(pytester, "def test_a(): pass"))
+    draws = "derandomized" if settings.default.derandomize else "random, --hypothesis-seed=N fixes the draws"
     assert lines[0] == (f"gradcheck: hypothesis profile {settings.get_current_profile_name()} "
-                        f"({settings.default.max_examples} examples, "
-                        f"{'derandomized' if settings.default.derandomize else 'random, seed printed on failure'}"
-                        "), not set by gradcheck; choose one with --gradcheck-profile")
+                        f"({settings.default.max_examples} examples, {draws}), "
+                        "not set by gradcheck; choose one with --gradcheck-profile")
     assert "--gradcheck-profile" not in lines[1].split("replay with")[1]
 
 
-def test_a_random_profile_says_the_seed_is_printed_on_failure(pytester):
+AUTO_SOURCES = [
+    ({}, "gradcheck-dev", "auto (ini gradcheck_profile in tox.ini): neither $CI nor $HYPOTHESIS_PROFILE is set"),
+    ({"CI": "true"}, "gradcheck-ci", "auto (ini gradcheck_profile in tox.ini): $CI is set"),
+    ({"CI": "true", "HYPOTHESIS_PROFILE": "thorough"}, "gradcheck-thorough",
+     "auto (ini gradcheck_profile in tox.ini): $HYPOTHESIS_PROFILE=thorough"),
+]
+
+
+@pytest.mark.parametrize("environment, loaded, source", AUTO_SOURCES)
+def test_the_header_says_what_in_the_environment_chose_an_auto_profile(pytester, monkeypatch, environment,
+                                                                       loaded, source):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    pytester.makefile(".ini", tox="[pytest]\ngradcheck_profile = auto")
+    line = header(run(pytester, "def test_a(): pass"))[0]
+    assert line.startswith(f"gradcheck: hypothesis profile {loaded} (") and line.endswith(f"), from {source}")
+
+
+def test_a_random_profile_says_how_to_fix_its_draws(pytester):
     lines = header(run(pytester, "def test_a(): pass", "--gradcheck-profile=dev"))
-    assert "(50 examples, random, seed printed on failure)" in lines[0]
+    assert "(50 examples, random, --hypothesis-seed=N fixes the draws)" in lines[0]
+    lines = header(run(pytester, "def test_a(): pass", "--gradcheck-profile=dev", "--hypothesis-seed=5"))
+    assert "(50 examples, random, --hypothesis-seed=5)" in lines[0]
 
 
 # ------------------------------------------------------------------ precedence: marker, command line, ini
@@ -174,7 +201,7 @@ def test_a_bad_profile_in_the_environment_names_the_variable(pytester, monkeypat
     monkeypatch.setenv("HYPOTHESIS_PROFILE", "auto")
     result = run(pytester, "def test_a(): pass", "--gradcheck-profile=auto")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert ("profile 'auto' from environment HYPOTHESIS_PROFILE (auto, from command line) "
+    assert ("profile 'auto' from environment HYPOTHESIS_PROFILE (read for profile auto, from command line) "
             "is not one of ci, dev, thorough") in result.stderr.str()
 
 
@@ -359,3 +386,78 @@ def test_the_fixture_works_in_this_suite_too(gradcheck):
     f = _namespace()
     gradcheck.assert_gradient(f["loss"], f["grad"], f["W"], f["X"], f["Y"])
     assert np.isclose(gradcheck.resolution, DEFAULT_RESOLUTION)
+
+
+def test_the_module_examples_run():
+    assert doctest.testmod(plugin, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+# ------------------------------------------------------------------ PyTorch: one line per model and loss
+
+TORCH_MODELS = """
+import pytest, torch
+
+class WrongTanh(torch.autograd.Function):
+    # The forward pass is tanh; the backward pass doubles tanh's derivative.
+    @staticmethod
+    def forward(ctx, z):
+        out = torch.tanh(z)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return 2 * g * (1 - out * out)
+
+class Net(torch.nn.Module):
+    def __init__(self, activation):
+        super().__init__()
+        self.layer1, self.layer2, self.activation = torch.nn.Linear(3, 4), torch.nn.Linear(4, 1), activation
+    def forward(self, x):
+        return self.layer2(self.activation(self.layer1(x)))
+
+torch.manual_seed(0)
+XT, YT = torch.randn(6, 3), torch.randn(6, 1)
+"""
+
+
+def test_assert_model_checks_a_torch_model_and_its_loss_in_one_line(pytester):
+    pytest.importorskip("torch")
+    test = TORCH_MODELS + textwrap.dedent("""
+    def test_right(gradcheck):
+        gradcheck.assert_model(Net(torch.tanh).float(), torch.nn.MSELoss(), XT, YT, reduction="mean")
+    def test_wrong_backward(gradcheck):
+        gradcheck.assert_model(Net(WrongTanh.apply), torch.nn.MSELoss(), XT, YT)
+    def test_wrong_reduction(gradcheck):
+        gradcheck.assert_model(Net(torch.tanh), torch.nn.MSELoss(), XT, YT, reduction="sum")
+    def test_verdicts(gradcheck):
+        verdicts = gradcheck.check_model(Net(torch.tanh), torch.nn.MSELoss(reduction="sum"), XT, YT,
+                                         reduction=None)
+        assert [v.holds for v in verdicts] == [True]
+    """)
+    result = run(pytester, test)
+    result.assert_outcomes(passed=2, failed=2)
+    # The wrong entries are named as torch names the parameters.
+    result.stdout.fnmatch_lines(["*def test_wrong_backward*",
+                                 "E*AssertionError: [[]gradcheck] check_gradient failed*params[[]'layer1.*"])
+    result.stdout.fnmatch_lines(["*def test_wrong_reduction*",
+                                 "E*AssertionError: [[]gradcheck] check_reduction failed*"])
+
+
+def test_the_plugin_imports_torch_only_when_a_model_is_checked(pytester):
+    test = """
+    import sys
+    def test_no_torch(gradcheck):
+        gradcheck.assert_gradient(loss, grad, W, X, Y)
+        assert "torch" not in sys.modules
+    """
+    pytester.makepyfile(test_inner=FUNCTIONS + textwrap.dedent(test))
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist").assert_outcomes(passed=1)
+
+
+def test_without_torch_assert_model_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
+    monkeypatch.delitem(sys.modules, "gradcheck.torch", raising=False)
+    with pytest.raises(ModuleNotFoundError, match=r"needs PyTorch: pip install 'gradcheck\[torch\]'"):
+        plugin.Checkers(resolution=1e-3, seed=0).assert_model(object(), object(), np.ones((2, 1)))
