@@ -42,6 +42,7 @@ and shape; pass ``jit=False`` for a loss that cannot be traced by ``jax.jit``.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import Any, Callable
 
 import jax
@@ -70,20 +71,18 @@ def functions(loss: Callable[..., Any], params: Any, *, jit: bool = True
                                   f"loss(params, *batch) returning a scalar")
     if not isinstance(jit, bool):
         raise GradcheckUsageError(f"jit={jit!r} must be True or False")
-    tree = _Tree(params)
-    scalar = _scalar_loss(loss)
-    value = jax.jit(scalar) if jit else scalar
-    gradient = jax.jit(jax.grad(scalar)) if jit else jax.grad(scalar)
+    tree = _Tree(params, jit)
+    value, gradient = _compiled(loss, jit)
     wide = any(dt == np.float64 for dt in tree.dtypes)
 
     def loss_fn(params: Any, *batch: Any) -> np.floating:
         with _x64(True):
-            out = value(tree.to_jax(params, np.float64), *_batch(batch, np.float64))
+            out = value(tree.to_jax(params, np.float64), *_batch(batch, np.float64, jit))
         return np.asarray(out).reshape(())[()]
 
     def grad_fn(params: Any, *batch: Any) -> Any:
         with _x64(wide):
-            g = gradient(tree.to_jax(params), *_batch(batch, tree.widest))
+            g = gradient(tree.to_jax(params), *_batch(batch, tree.widest, jit))
             return tree.to_numpy(g)
 
     return loss_fn, grad_fn, tree.to_numpy(params)
@@ -97,6 +96,28 @@ def _x64(on: bool) -> contextlib.AbstractContextManager:
         return jax.enable_x64(True)
     from jax.experimental import enable_x64  # JAX before the context moved to the top level
     return enable_x64(True)
+
+
+# The compiled loss and gradient of each loss function, so that calling
+# functions() again on the same loss (another model size, another test)
+# reuses jax.jit's compilations instead of starting over.
+_COMPILED: "weakref.WeakKeyDictionary[Any, tuple[Callable[..., Any], Callable[..., Any]]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _compiled(loss: Callable[..., Any], jit: bool) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    if not jit:
+        scalar = _scalar_loss(loss)
+        return scalar, jax.grad(scalar)
+    try:
+        return _COMPILED[loss]
+    except (KeyError, TypeError):  # TypeError: a callable that cannot be weakly referenced
+        pass
+    scalar = _scalar_loss(loss)
+    pair = jax.jit(scalar), jax.jit(jax.grad(scalar))
+    with contextlib.suppress(TypeError):
+        _COMPILED[loss] = pair
+    return pair
 
 
 def _scalar_loss(loss: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,19 +135,24 @@ def _scalar_loss(loss: Callable[..., Any]) -> Callable[..., Any]:
     return scalar
 
 
-def _batch(batch: tuple[Any, ...], dtype: Any) -> list[Any]:
-    out = []
-    for b in batch:
-        arr = np.asarray(b)
-        out.append(jnp.asarray(arr, dtype=dtype) if np.issubdtype(arr.dtype, np.floating) else jnp.asarray(arr))
-    return out
+def _batch(batch: tuple[Any, ...], dtype: Any, jit: bool) -> list[Any]:
+    arrays = [np.asarray(b) for b in batch]
+    arrays = [a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a for a in arrays]
+    return _jax_arrays(arrays, jit)
+
+
+def _jax_arrays(arrays: list[np.ndarray], jit: bool) -> list[Any]:
+    # A compiled function takes numpy arrays as they are, in one transfer;
+    # an uncompiled loss may use jax.Array methods (x.at[...]) on them.
+    return arrays if jit else [jnp.asarray(a) for a in arrays]
 
 
 class _Tree:
     """The user's pytree, and the gradcheck tree (dicts, lists, tuples of
     numpy arrays) that stands for it."""
 
-    def __init__(self, params: Any) -> None:
+    def __init__(self, params: Any, jit: bool) -> None:
+        self.jit = jit
         pairs, self.treedef = jax.tree_util.tree_flatten_with_path(params)
         if not pairs:
             raise GradcheckUsageError(f"params={_short(params)} has no arrays; pass the pytree of "
@@ -152,8 +178,8 @@ class _Tree:
                 raise GradcheckUsageError(f"params has keys {_short(list(tree) if isinstance(tree, dict) else tree)}; "
                                           f"pass the params functions() returned (keys {_short(self.keys)})")
             leaves = [tree[k] for k in self.keys]
-        arrays = [jnp.asarray(np.asarray(leaf), dtype=dtype or own) for leaf, own in zip(leaves, self.dtypes)]
-        return jax.tree_util.tree_unflatten(self.treedef, arrays)
+        arrays = [np.asarray(leaf, dtype=dtype or own) for leaf, own in zip(leaves, self.dtypes)]
+        return jax.tree_util.tree_unflatten(self.treedef, _jax_arrays(arrays, self.jit))
 
     def _leaves(self, tree: Any, argname: str) -> list[Any]:
         leaves, treedef = jax.tree_util.tree_flatten(tree)
