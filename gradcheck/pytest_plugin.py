@@ -34,8 +34,9 @@ profile       (session-wide, no marker)                 ``--gradcheck-profile`` 
                                                         ``gradcheck_profile``
 ============  ========================================  ==========================  ====================================
 
-A bad value is a usage error naming where it came from, e.g.
-``gradcheck: resolution '2' from command line --gradcheck-resolution is not ...``.
+A bad value names where it came from, e.g. ``gradcheck: resolution '2' from
+command line --gradcheck-resolution is not ...``: on the command line or in
+the ini file it stops the run, in a marker it is an error of that test.
 
 Hypothesis profiles are registered as ``gradcheck-ci`` (derandomized, 30
 examples, no database: the same draws every run), ``gradcheck-dev`` (50
@@ -306,7 +307,7 @@ class Checkers:
         return fn(*args, **options)
 
     def check_model(self, model: Any, loss: Any, *batch: Any, reduction: str | None = "mean",
-                    weights: Any = None, **adapter: Any) -> tuple[Any, ...]:
+                    weights: Any = None, **adapter: Any) -> tuple[Verdict, ...]:
         """A PyTorch ``model`` and ``loss``: its gradient against float64 finite
         differences, then (unless ``reduction=None``) how it reduces over the batch.
 
