@@ -15,6 +15,7 @@ from .asserts import assert_accumulation, assert_data_parallel, assert_gradient,
 from .distributed import check_data_parallel
 from .errors import GradcheckUsageError
 from .gradient import check_gradient
+from .optimizer import assert_optimizer, check_optimizer
 from .reduction import check_reduction, infer_reduction
 from .verdict import Verdict
 
@@ -24,10 +25,12 @@ __all__ = [
     "assert_accumulation",
     "assert_data_parallel",
     "assert_gradient",
+    "assert_optimizer",
     "assert_reduction",
     "check_accumulation",
     "check_data_parallel",
     "check_gradient",
+    "check_optimizer",
     "check_reduction",
     "infer_reduction",
 ]

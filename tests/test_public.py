@@ -13,7 +13,8 @@ import gradcheck.strategies
 
 MODULES = ["gradcheck", "gradcheck.asserts", "gradcheck.errors", "gradcheck.gradient",
            "gradcheck.oracle", "gradcheck.reduction", "gradcheck.verdict", "gradcheck.nets",
-           "gradcheck.strategies"]
+           "gradcheck.strategies", "gradcheck.accumulation", "gradcheck.distributed", "gradcheck.optimizer",
+           "gradcheck.training.optimizers", "gradcheck.training.sampling"]
 
 
 def test_all_is_exactly_the_public_names():
