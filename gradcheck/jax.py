@@ -42,7 +42,7 @@ and shape; pass ``jit=False`` for a loss that cannot be traced by ``jax.jit``.
 from __future__ import annotations
 
 import contextlib
-import weakref
+import functools
 from typing import Any, Callable
 
 import jax
@@ -98,26 +98,24 @@ def _x64(on: bool) -> contextlib.AbstractContextManager:
     return enable_x64(True)
 
 
-# The compiled loss and gradient of each loss function, so that calling
-# functions() again on the same loss (another model size, another test)
-# reuses jax.jit's compilations instead of starting over.
-_COMPILED: "weakref.WeakKeyDictionary[Any, tuple[Callable[..., Any], Callable[..., Any]]]" = \
-    weakref.WeakKeyDictionary()
-
-
 def _compiled(loss: Callable[..., Any], jit: bool) -> tuple[Callable[..., Any], Callable[..., Any]]:
     if not jit:
         scalar = _scalar_loss(loss)
         return scalar, jax.grad(scalar)
     try:
-        return _COMPILED[loss]
-    except (KeyError, TypeError):  # TypeError: a callable that cannot be weakly referenced
-        pass
+        hash(loss)
+    except TypeError:  # a callable object that cannot be a cache key
+        return _jitted.__wrapped__(loss)
+    return _jitted(loss)
+
+
+# Calling functions() again on the same loss (another model size, another
+# test) reuses jax.jit's compilations instead of starting over. Bounded: the
+# cache holds the losses and their compiled code alive.
+@functools.lru_cache(maxsize=16)
+def _jitted(loss: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
     scalar = _scalar_loss(loss)
-    pair = jax.jit(scalar), jax.jit(jax.grad(scalar))
-    with contextlib.suppress(TypeError):
-        _COMPILED[loss] = pair
-    return pair
+    return jax.jit(scalar), jax.jit(jax.grad(scalar))
 
 
 def _scalar_loss(loss: Callable[..., Any]) -> Callable[..., Any]:

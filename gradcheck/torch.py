@@ -35,6 +35,8 @@ is the model's input and the rest go to the loss:
 mask, a transform of the output) is a ``forward(model, loss, *batch)``
 returning the scalar loss, e.g.
 ``forward=lambda m, loss, x, y: loss(torch.log_softmax(m(x), dim=1), y)``.
+It must call the ``m`` and ``loss`` it is given, not the ones it was built
+from: ``loss_fn`` hands it the float64 copies.
 Floating batch arrays are cast to the dtype the model runs in (float64 for
 ``loss_fn``), integer ones to int64 (class indices); bool ones stay bool.
 
@@ -254,20 +256,22 @@ class _Reference(_Runner):
 
     def __init__(self, model: torch.nn.Module, loss: Callable[..., Any], forward: Forward,
                  trainable: dict[str, torch.nn.Parameter], seed: int, dtype: torch.dtype) -> None:
-        self.source, self.source_loss = model, loss
         twin, twin_loss = _copies(model, loss, dtype)
         own = dict(twin.named_parameters())
         super().__init__(twin, twin_loss, forward, {name: own[name] for name in trainable}, seed, dtype)
+        self.state_pairs = list(_paired_state(twin, model))
+        self.module_pairs = [(mine, theirs) for (mine, _), (theirs, _) in
+                             zip(_flags(twin, twin_loss), _flags(model, loss))]
 
     @contextlib.contextmanager
     def _state(self, values: dict[str, torch.Tensor]) -> Iterator[None]:
         with torch.no_grad():
-            for mine, theirs in _paired_state(self.model, self.source):
+            for mine, theirs in self.state_pairs:
                 mine.copy_(theirs)
             for name, p in self.trainable.items():
                 p.copy_(values[name])
-        for (mine, _), (theirs, on) in zip(_flags(self.model, self.loss), _flags(self.source, self.source_loss)):
-            mine.training = on
+        for mine, theirs in self.module_pairs:
+            mine.training = theirs.training
         yield
 
 

@@ -239,6 +239,20 @@ def test_a_float32_model_reaches_far_below_float32_finite_differences():
     assert wide.resolution < own.resolution / 10, (wide.resolution, own.resolution)
 
 
+def test_a_float16_model_is_never_a_false_alarm_nor_holds_a_scaled_gradient():
+    model, x, y = build("mlp", torch.float16)
+    loss_fn, grad_fn, params = functions(model, nn.CrossEntropyLoss())
+    right = gradcheck.check_gradient(loss_fn, grad_fn, params, x, y)
+    assert right.holds or right.reason == PRECISION_LIMITED, str(right)
+    handle = model.head[1].weight.register_hook(lambda g: g * 1.01)
+    try:
+        wrong = gradcheck.check_gradient(loss_fn, grad_fn, params, x, y)
+    finally:
+        handle.remove()
+    assert not wrong.holds, str(wrong)
+    assert "gradient in float16" in str(wrong)
+
+
 # ---------------------------------------------------------------- planted errors are caught and named
 
 class _OffLinear(torch.autograd.Function):
