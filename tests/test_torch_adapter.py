@@ -88,6 +88,10 @@ def _tied():
     return Tied()
 
 
+def _weight_norm():  # parameters named 0.parametrizations.weight.original0 and original1
+    return nn.Sequential(nn.utils.parametrizations.weight_norm(nn.Linear(3, 4)), nn.Tanh(), nn.Linear(4, 2))
+
+
 # name -> (builder, input shape per example, mode)
 MODELS = {
     "linear": (_linear, (3,), "train"),
@@ -99,6 +103,7 @@ MODELS = {
     "dropout-train": (_dropout, (3,), "train"),
     "rnn": (_rnn, (4, 2), "train"),
     "tied": (_tied, (3,), "train"),
+    "weight-norm": (_weight_norm, (3,), "train"),
 }
 
 
@@ -414,6 +419,22 @@ def test_each_call_runs_in_the_mode_the_model_is_in_then():
     assert evaluated[0] == pytest.approx(own, rel=1e-12) and train[0] != pytest.approx(own, rel=1e-3)
     assert not np.allclose(train[1]["0.weight"], evaluated[1]["0.weight"])
     assert gradcheck.check_gradient(loss_fn, grad_fn, params, x, y).holds
+
+
+def test_the_model_is_restored_when_its_forward_raises():
+    model, x, y = build("batchnorm-train")
+    model[0].weight.grad = torch.ones_like(model[0].weight)
+    before = snapshot(model)
+
+    def forward(m, loss, x, y):
+        m(x)  # running statistics written, parameters swapped in
+        raise RuntimeError("boom")
+    loss_fn, grad_fn, params = functions(model, nn.CrossEntropyLoss(), forward=forward)
+    moved = {n: v + 1 for n, v in params.items()}
+    for fn in (loss_fn, grad_fn):
+        with pytest.raises(RuntimeError, match="boom"):
+            fn(moved, x, y)
+    assert_unchanged(model, before)
 
 
 def test_grad_fn_works_under_no_grad_and_leaves_grad_mode_off():
