@@ -108,14 +108,21 @@ def _short(value: Any, limit: int = 400) -> str:
     return text if len(text) <= limit else text[:limit] + " …"
 
 
-def combine(claim: str, verdicts: list[Verdict]) -> Verdict:
+def combine(claim: str, verdicts: list[Verdict], evaluations: int | None = None) -> Verdict:
     """Fold sub-checks into one verdict: the first failure decides, else the
-    first undetermined one, else the tightest holding one (largest error/bound)."""
+    first undetermined one, else the tightest holding one (largest error/bound).
+
+    ``evaluations`` is the true number of calls behind the whole verdict. Sub-
+    checks that share one function under test usually report a running total
+    of its calls, and adding those up counts the same calls several times, so
+    a caller that knows the count passes it; without it, the parts' counts are
+    added, which is right only when each part counts its own calls alone.
+    """
+    if evaluations is None:
+        evaluations = sum(d.evaluations for d in verdicts)
     for outcome in (FAILS, UNDETERMINED):
         for v in verdicts:
             if v.outcome == outcome:
-                return v.with_(claim=claim, details=tuple(verdicts),
-                               evaluations=sum(d.evaluations for d in verdicts))
+                return v.with_(claim=claim, details=tuple(verdicts), evaluations=evaluations)
     worst = max(verdicts, key=lambda v: v.error / v.tolerance if v.tolerance > 0 else 0.0)
-    return worst.with_(claim=claim, details=tuple(verdicts),
-                       evaluations=sum(d.evaluations for d in verdicts))
+    return worst.with_(claim=claim, details=tuple(verdicts), evaluations=evaluations)

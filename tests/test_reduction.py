@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 import gradcheck
 from gradcheck import strategies as gs
-from gradcheck.nets import loss_gradient
-from gradcheck.reduction import DECOMPOSITION, SCALE, _cut_point, _derangement
+from gradcheck.nets import loss_gradient, per_example_gradients
+from gradcheck.reduction import DECOMPOSITION, SCALE, _derangement, _part
+from gradcheck.verdict import NOT_DIFFERENTIABLE, PRECISION_LIMITED
 
 ALL_LAWS = {"per-example decomposition", "duplication", "permutation", "split/merge"}
 
@@ -45,11 +46,30 @@ def _assume_finite_and_not_tiny(g, floor=1e-6):
     assume(np.all(np.isfinite(flat)) and np.max(np.abs(flat)) > floor)
 
 
-def _assert_holds_under_every_law(v):
+def _assume_examples_differ(net, params, x, y):
+    # Examples whose gradients are all alike (equal inputs, a zero gradient)
+    # make several reductions identical on every cut: the checker says it
+    # cannot tell them apart, which is right, but names no cause to test.
+    g = np.stack([_flat(e) for e in per_example_gradients(net, params, x, y)])
+    assume(np.all(np.isfinite(g)))
+    assume(np.max(np.abs(g - g[0])) > 1e-6 * max(np.max(np.abs(g)), 1e-300))
+
+
+def _assert_holds_under_every_law(v, laws=ALL_LAWS):
     text = str(v)
+    assert not v.fails, text
+    if v.undetermined:
+        # Right code is never failed; it may be undetermined where DESIGN allows: a gradient
+        # whose data term is zero (or cancels to rounding) cannot show its reduction, and a
+        # ReLU exactly at 0 is a kink. Neither is a verdict about the reduction: draw again.
+        assert v.reason in (PRECISION_LIMITED, NOT_DIFFERENTIABLE), text
+        if v.reason == PRECISION_LIMITED:
+            assert v.resolution > v.requested, text
+        assume(False)
     assert v.holds, text
+    assert v.resolution <= v.requested, text
     assert v.error <= v.tolerance, text
-    assert {d.law for d in v.details} == ALL_LAWS, text
+    assert {d.law for d in v.details} == laws, text
     assert all(d.holds for d in v.details), text
 
 
@@ -80,12 +100,11 @@ def test_weighted_mean_declared_with_weights_holds(case, data):
 
     assume(np.all(np.isfinite(_flat(grad_fn(params, x, y, w)))))
     v = gradcheck.check_reduction(grad_fn, params, x, y, w, reduction="mean", weights=w)
-    text = str(v)
-    assert v.holds, text
-    assert all(d.holds for d in v.details), text
-    # The split/merge law needs two parts of positive weight.
-    expected = ALL_LAWS if np.count_nonzero(w) >= 2 else ALL_LAWS - {"split/merge"}
-    assert {d.law for d in v.details} == expected, text
+    # The split/merge law needs two parts of positive weight; the zero-weight
+    # law needs an example of weight zero.
+    laws = ALL_LAWS if np.count_nonzero(w) >= 2 else ALL_LAWS - {"split/merge"}
+    laws = laws | ({"zero weights"} if np.any(w == 0) else set())
+    _assert_holds_under_every_law(v, laws)
 
 
 @given(cases())
@@ -129,6 +148,7 @@ def test_sum_declared_mean_fails_and_looks_like_sum(case):
     net, params, x, y = case
     grad_fn = _grad(net, "sum")
     _assume_finite_and_not_tiny(grad_fn(params, x, y))
+    _assume_examples_differ(net, params, x, y)
     v = gradcheck.check_reduction(grad_fn, params, x, y, reduction="mean")
     _assert_fails(v, SCALE, 'looks like "sum"', 'declared "mean"')
 
@@ -141,6 +161,7 @@ def test_mean_divided_by_B_again_fails_as_1_over_B_twice(case):
         return [{k: a / len(x) for k, a in layer.items()} for layer in loss_gradient(net, p, x, y)]
 
     _assume_finite_and_not_tiny(grad_fn(params, x, y))
+    _assume_examples_differ(net, params, x, y)
     v = gradcheck.check_reduction(grad_fn, params, x, y, reduction="mean")
     _assert_fails(v, SCALE, "1/B applied twice")
 
@@ -161,16 +182,21 @@ def test_biases_summed_weights_averaged_parameters_disagree(case):
     # Each kind of leaf must carry a gradient, or its scale cannot be seen.
     assume(max(np.max(np.abs(layer["W"])) for layer in g) > 1e-6)
     assume(max(np.max(np.abs(layer["b"])) for layer in g) > 1e-6)
+    _assume_examples_differ(net, params, x, y)
     v = gradcheck.check_reduction(grad_fn, params, x, y, reduction="mean")
     _assert_fails(v, SCALE, "parameters disagree")
     assert "['b'] looks like \"sum\"" in str(v), str(v)
 
 
-@given(cases(batchnorm=True))
+@given(cases(batchnorm=True, min_size=3))
 def test_batchnorm_fails_the_decomposition_examples_interact(case):
     net, params, x, y = case
     g = loss_gradient(net, params, x, y)
     assume(np.all(np.isfinite(_flat(g))))
+    # "The examples interact" needs room beyond the examples' gradients to show
+    # a part of the batch gradient that none of them holds (fewer parameters
+    # than examples leave the cause open; tests/test_reduction_adversarial.py).
+    assume(net.n_params >= len(x) + 2)
     # Batch norm over one example outputs 0 whatever it is given, so the
     # first layer learns nothing from a single example; the batch gradient of
     # the first layer is the interaction. Not degenerate: it is not ~0.
@@ -231,18 +257,15 @@ def test_derangement_moves_every_example(n, seed):
 
 
 @given(st.integers(1, 12).flatmap(gs.weights))
-def test_split_cut_leaves_positive_weight_on_both_sides(w):
-    cut = _cut_point(w)
+def test_part_drops_one_example_of_positive_weight(w):
+    part = _part(w.size, np.flatnonzero(w > 0))
     if np.count_nonzero(w) < 2:
-        assert cut is None  # one live example cannot be split
+        assert part is None  # one live example cannot be split
+        return
+    index, _ = part
+    assert np.sum(w[index]) > 0  # never a sub-batch of total weight zero
+    if w.size == 2:
+        assert index.tolist() == [0, 0]  # B - 1 = 1 would be a single example: repeat one instead
     else:
-        assert cut is not None and 1 <= cut < w.size
-        assert np.sum(w[:cut]) > 0 and np.sum(w[cut:]) > 0
-
-
-@given(st.integers(2, 30))
-def test_split_cut_is_unequal_for_plain_batches(n):
-    # B//3 and the rest: unequal parts, so a merge with equal shares fails
-    # wherever the shares should be B_1/B and B_2/B (except B = 2, cut 1|1).
-    cut = _cut_point(np.ones(n))
-    assert cut == max(1, n // 3)
+        dropped = np.setdiff1d(np.arange(w.size), index)
+        assert index.size == w.size - 1 and dropped.size == 1 and w[dropped[0]] > 0
