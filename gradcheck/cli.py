@@ -27,13 +27,43 @@ def _parser() -> argparse.ArgumentParser:
                    help="draw other cases, replayably (default: a fixed, derandomized draw)")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
     sub.add_parser("list", help="list the claims")
+    _docs_parser(sub)
     return p
+
+
+def _docs_parser(sub: argparse._SubParsersAction) -> None:
+    from .docs import DEFAULT_EXAMPLES as DOCS_EXAMPLES  # imports neither sphinx nor matplotlib
+
+    d = sub.add_parser("docs", help="build the HTML docs (needs gradcheck[docs]) into docs/_build/html")
+    d.add_argument("--examples", type=int, default=DOCS_EXAMPLES, metavar="N",
+                   help=f"generated cases per property of each claim (default {DOCS_EXAMPLES})")
+    d.add_argument("--out", default=None, metavar="DIR", help="where the HTML goes (default docs/_build/html)")
+    d.add_argument("--source", default=None, metavar="DIR", help="the docs/ sources (default: found from here up)")
+    d.add_argument("--claim", action="append", metavar="ID", help="build only this claim's page (repeatable)")
+    d.add_argument("--seed", type=int, default=None, help="draw other cases (default: derandomized)")
+    d.add_argument("-W", "--strict", action="store_true", help="treat Sphinx warnings as errors")
+
+
+def _docs(args: argparse.Namespace, err: TextIO) -> int:
+    from .docs import DocsError, build
+
+    start = time.perf_counter()
+    try:
+        index = build(source=args.source, out=args.out, examples=args.examples, claims=args.claim,
+                      seed=args.seed, strict=args.strict, log=err)
+    except DocsError as e:
+        err.write(f"gradcheck docs: error: {e}\n")
+        return 1
+    err.write(f"gradcheck docs: built {index} in {time.perf_counter() - start:.0f} s\n")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         return _list(sys.stdout)
+    if args.command == "docs":
+        return _docs(args, sys.stderr)
     return _verify(args, sys.stdout, sys.stderr)
 
 

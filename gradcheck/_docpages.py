@@ -1,0 +1,227 @@
+"""The docs' generated pages, as MyST Markdown text.
+
+Everything here turns numbers measured during the build (claim reports,
+figures, the real-loss tables, the tutorial's pytest run, the benchmark
+record) into Markdown; nothing here measures anything itself. Links between
+pages use Sphinx's ``{doc}`` role with absolute document names, so the same
+text works in a page and in a file that a page includes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from ._docplots import Figure
+from ._realworld import SklearnRow, TorchRow
+from .claims import REGISTRY, ClaimReport, PropertyReport
+from .verdict import HOLDS, Verdict
+
+__all__ = ["Build", "claim_page", "claims_index", "summary", "real_losses", "peers", "escape"]
+
+KIND_WORDS = {
+    "universal": "universal: must hold on every generated case",
+    "witnessed": "witnessed: fails in general; a counterexample is searched for and shrunk",
+    "asymptotic": "asymptotic: an error term of a stated order, checked by its observed order",
+}
+
+
+@dataclass(frozen=True)
+class Build:
+    """What every page says about the build that made it."""
+
+    date: str
+    machine: str
+    examples: int
+    seed: str  # "derandomized" or "seed N"
+    ids: tuple[str, ...]  # the claims this build verified
+
+
+def escape(text: str) -> str:
+    """Text safe inside a Markdown table cell or paragraph (no markup, no cell breaks)."""
+    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", " ".join(str(text).split()))
+
+
+def claim_link(cid: str, label: str | None = None) -> str:
+    """A link to a claim's page (the ``claim`` role: plain text where this build has no such page)."""
+    return f"{{claim}}`{label} <{cid}>`" if label else f"{{claim}}`{cid}`"
+
+
+def linked(text: str) -> str:
+    """Escaped prose with every claim id (A1, F2, ...) made a link to its page."""
+    parts = re.split(r"\b([A-F][1-9])\b", text)
+    return "".join(claim_link(p) if i % 2 and p in REGISTRY else escape(p) for i, p in enumerate(parts))
+
+
+def _ratio(v: Verdict | None) -> str:
+    if v is None:
+        return "—"
+    rel = "≤" if v.error <= v.tolerance else ">"
+    return f"{v.error:.1e} {rel} {v.tolerance:.1e}"
+
+
+def _property_row(p: PropertyReport) -> str:
+    if p.mode == "holds":
+        must, figure = "holds on every case", _ratio(p.worst)
+    else:
+        must, figure = "a witness exists", _ratio(p.verdict) if p.witness is not None else "—"
+    outcome = p.outcome if not p.note else f"{p.outcome}: {p.note}"
+    return f"| {escape(p.name)} | {must} | {escape(outcome)} | {p.cases} | {p.undetermined} | {figure} |"
+
+
+def _properties_table(report: ClaimReport) -> list[str]:
+    return ["| property | what must happen | outcome | cases | undetermined | error vs bound |",
+            "| --- | --- | --- | ---: | ---: | --- |",
+            *(_property_row(p) for p in report.properties)]
+
+
+def _wrapped_case(case: object, width: int = 96) -> str:
+    """A shrunk case's repr, one field a line, so a page never scrolls sideways for it."""
+    text = repr(case)
+    if text.startswith("Case(") and text.endswith(")"):
+        text = "Case(\n    " + ";\n    ".join(text[5:-1].split("; ")) + "\n)"
+    lines = []
+    for line in text.splitlines():
+        while len(line) > width:
+            cut = line.rfind(", ", 0, width) + 2 or width
+            lines.append(line[:cut].rstrip())
+            line = "        " + line[cut:]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _witness_section(p: PropertyReport) -> list[str]:
+    v = p.verdict
+    if v is None:
+        return []
+    heading = "Witness" if p.mode == "witness" and p.outcome == HOLDS else "Counterexample"
+    return [f"### {heading}: {escape(p.name)}", "",
+            f"{escape(v.message)}", "",
+            "```text", v.numbers(), "```", "",
+            "The smallest case Hypothesis shrank it to:", "",
+            "```text", _wrapped_case(p.witness), "```", ""]
+
+
+def _figure_section(fig: Figure) -> list[str]:
+    return ["## Plot", "",
+            f"```{{figure}} /_generated/figures/{fig.file}", f":alt: {fig.title}", ":width: 100%", "",
+            f"{escape(fig.title)}. {escape(fig.caption)}", "```", ""]
+
+
+def _outcome_line(report: ClaimReport, build: Build) -> str:
+    if report.skipped:
+        return f"**Not verified in this build**: {escape(report.skipped)}."
+    verdict = {"holds": "verified", "fails": "NOT verified", "undetermined": "undetermined"}[report.outcome]
+    return (f"**This build: {verdict}** ({report.outcome}) on {report.cases} generated cases, "
+            f"{build.examples} per property ({build.seed}), in {report.seconds:.1f} s.")
+
+
+def claim_page(report: ClaimReport, build: Build, figures: Sequence[Figure] = ()) -> str:
+    """The page of one claim: what it says, and what this build measured."""
+    c = report.claim
+    lines = [f"# {c.id} · {escape(c.title)}", "",
+             f"*{KIND_WORDS[c.kind]}.*", "",
+             _outcome_line(report, build), "",
+             f"**Statement.** {linked(c.statement)}", "",
+             f"**Conditions.** {linked(c.conditions)}", "",
+             f"**Proof idea.** {linked(c.proof)}", ""]
+    if report.properties:
+        lines += ["## Figures of this build", "", *_properties_table(report), "",
+                  "Error and bound are those of the closest case to its bound (for a property that must "
+                  "hold) or of the witness (where the law must fail, by far more than its tolerance).", ""]
+    for p in report.properties:
+        lines += _witness_section(p)
+    for fig in figures:
+        lines += _figure_section(fig)
+    lines += [f"*Built {build.date} on {escape(build.machine)}.*", ""]
+    return "\n".join(lines)
+
+
+def _summary_row(report: ClaimReport, build: Build, figures: dict[str, Figure]) -> str:
+    c = report.claim
+    plot = "plot" if c.id in figures else ""
+    outcome = "not run: " + report.skipped if report.skipped else report.outcome
+    return (f"| {claim_link(c.id)} | {claim_link(c.id, c.title)} | {c.kind} | "
+            f"{escape(outcome)} | {report.cases} | {plot} |")
+
+
+def summary(reports: Sequence[ClaimReport], build: Build, figures: Iterable[Figure]) -> str:
+    """The table of every claim this build checked, for the home and claims pages."""
+    by_claim = {f.claim: f for f in figures}
+    held = sum(r.holds for r in reports)
+    return "\n".join([
+        f"This build ({build.date}, {escape(build.machine)}) checked {len(reports)} claims on "
+        f"{build.examples} generated cases per property ({build.seed}): **{held} of {len(reports)} hold**.",
+        "",
+        "| id | claim | kind | this build | cases | plot |",
+        "| --- | --- | --- | --- | ---: | --- |",
+        *(_summary_row(r, build, by_claim) for r in reports), ""])
+
+
+def claims_index(reports: Sequence[ClaimReport], build: Build, figures: Iterable[Figure]) -> str:
+    toctree = ["```{toctree}", ":hidden:", "", *(r.claim.id for r in reports), "```", ""]
+    return "\n".join(["# The claims", "",
+                      "Each claim is written once, in gradcheck's registry, and checked by property-based "
+                      "testing: Hypothesis generates networks, parameters and batches, and every gradient "
+                      "is held to finite differences as well as to the algebra. The pages below show what "
+                      "this build measured.", "",
+                      summary(reports, build, figures), *toctree])
+
+
+# ------------------------------------------------------------------ real losses
+
+
+def real_losses(torch_rows: Sequence[TorchRow], sklearn_rows: Sequence[SklearnRow]) -> str:
+    """The two tables of the real-losses page."""
+    torch_lines = ["| loss (torch.nn) | targets | infer_reduction / check_reduction say | the summed loss is divided by |",
+                   "| --- | --- | --- | --- |"]
+    for r in torch_rows:
+        target = {"class": "class indices", "real": "real values", "prob": "probabilities"}[r.target]
+        if r.weights:
+            target += f"; weights: {r.weights}"
+        torch_lines.append(f"| `{r.code}` | {escape(target)} | {escape(r.says)} | {escape(r.divisor)} |")
+    sk_lines = ["| objective | data term | penalty weight | infer_reduction says |", "| --- | --- | --- | --- |"]
+    for r in sklearn_rows:
+        sk_lines.append(f"| `{r.model}` | {escape(r.data)} | {escape(r.penalty)} | {escape(r.says)} |")
+    return "\n".join(["## PyTorch's loss modules", "", *torch_lines, "",
+                      "## scikit-learn's training objectives", "", *sk_lines, ""])
+
+
+# ------------------------------------------------------------------ peers, from the benchmark record
+
+
+def _columns(rule: str) -> list[tuple[int, int]]:
+    """Column spans from a table's rule line of dashes (runs separated by spaces)."""
+    return [(m.start(), m.end()) for m in re.finditer(r"-+", rule)]
+
+
+def _cells(line: str, spans: list[tuple[int, int]]) -> list[str]:
+    # Cells are right-aligned, so each cell ends where its dashes end; it starts after the previous column.
+    starts = [0] + [end for _, end in spans[:-1]]
+    return [line[s:e].strip() for s, (_, e) in zip(starts, spans)]
+
+
+def benchmark_record(readme: str) -> tuple[str, list[list[str]]]:
+    """The "Run on ..." paragraph and the result table of benchmarks/README.md's Results section."""
+    section = readme.split("## Results", 1)[1]
+    run = re.search(r"^Run on .*?(?=\n\n)", section, re.S | re.M)
+    block = re.search(r"```\n(.*?)```", section, re.S)
+    if run is None or block is None:
+        raise ValueError("benchmarks/README.md: no 'Run on ...' paragraph or result block under ## Results")
+    rows = block.group(1).rstrip("\n").splitlines()
+    rule = next(i for i, line in enumerate(rows) if set(line.strip()) <= {"-", " "} and line.strip())
+    spans = _columns(rows[rule])
+    header = _cells(rows[rule - 1], spans)
+    return " ".join(run.group(0).split()), [header] + [_cells(line, spans) for line in rows[rule + 1:]]
+
+
+def peers(readme: str) -> str:
+    """The benchmark record as a table, with the run it was copied from."""
+    run, rows = benchmark_record(readme)
+    header = ["measurement"] + rows[0][1:]
+    lines = ["| " + " | ".join(escape(h) for h in header) + " |",
+             "| --- |" + " ---: |" * (len(header) - 1)]
+    lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows[1:]]
+    return "\n".join([f"Copied by this build from `benchmarks/README.md`, which records this run: "
+                      f"*{escape(run)}*", "", *lines, ""])

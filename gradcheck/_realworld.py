@@ -1,0 +1,295 @@
+"""What real libraries' losses divide by, measured by gradcheck's own checkers.
+
+The docs' "real losses" page is built from these tables. Each row wraps one
+piece of gradient code gradcheck did not write (a PyTorch loss module through
+:func:`gradcheck.torch.functions`, scikit-learn's own objective functions) as
+``grad_fn(params, *batch)`` and asks :func:`gradcheck.infer_reduction` and
+:func:`gradcheck.check_reduction` what it does. Nothing in a table is typed
+in: the words come from the checkers, the divisors from the gradients.
+
+PyTorch and scikit-learn are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .reduction import check_reduction, infer_reduction
+
+__all__ = ["TorchRow", "SklearnRow", "torch_rows", "sklearn_rows", "judge_torch", "judge_sklearn"]
+
+B, C, D = 6, 4, 3  # batch size, classes or outputs, input features: small, so a row takes ~1 s
+
+
+# ------------------------------------------------------------------ PyTorch losses
+
+
+@dataclass(frozen=True)
+class TorchRow:
+    """A PyTorch loss as its user writes it, and what the checkers measured."""
+
+    code: str  # the constructor, as a user writes it
+    target: str  # "class", "real" or "prob": what the loss compares the output with
+    weights: str = ""  # how per-example weights follow from the targets, if the loss weighs them
+    says: str = ""  # the checkers' words
+    divisor: str = ""  # what the summed loss is divided by, measured
+
+
+def torch_rows() -> list[TorchRow]:
+    """The losses of the table, each with the targets it takes."""
+    return [
+        TorchRow("MSELoss()", "real"),
+        TorchRow("MSELoss(reduction='sum')", "real"),
+        TorchRow("L1Loss()", "real"),
+        TorchRow("HuberLoss(delta=0.5)", "real"),
+        TorchRow("BCEWithLogitsLoss()", "prob"),
+        TorchRow("CrossEntropyLoss()", "class"),
+        TorchRow("CrossEntropyLoss(label_smoothing=0.1)", "class"),
+        TorchRow("CrossEntropyLoss(weight=w)", "class", weights="class weight w[y_i] of each target"),
+        TorchRow("CrossEntropyLoss(ignore_index=1)", "class", weights="1, or 0 where y_i = 1 (ignored)"),
+        TorchRow("NLLLoss()", "class"),
+        TorchRow("KLDivLoss(reduction='mean')", "prob"),
+        TorchRow("KLDivLoss(reduction='batchmean')", "prob"),
+    ]
+
+
+def _torch_batch(target: str) -> tuple[Any, Any]:
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(B, D, generator=gen, dtype=torch.float64)
+    if target == "class":
+        return x, torch.tensor([0, 1, 2, 3, 1, 2])[:B]
+    if target == "prob":
+        return x, torch.softmax(torch.randn(B, C, generator=gen, dtype=torch.float64), dim=1)
+    return x, torch.randn(B, C, generator=gen, dtype=torch.float64)
+
+
+def _class_weights() -> Any:
+    import torch
+
+    return torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
+
+
+def _torch_loss(code: str, reduction: str | None = None) -> Any:
+    import torch
+
+    namespace = {name: getattr(torch.nn, name) for name in dir(torch.nn) if name.endswith("Loss")}
+    loss = eval(code, namespace, {"w": _class_weights()})  # noqa: S307 - the table's own constructors
+    if reduction is not None:
+        loss.reduction = reduction
+    return loss
+
+
+def _torch_functions(code: str, reduction: str | None = None) -> tuple[Callable, Any]:
+    import torch
+
+    from .torch import functions
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(D, 5), torch.nn.Tanh(), torch.nn.Linear(5, C)).double()
+    forward = None
+    if code.startswith(("NLLLoss", "KLDivLoss")):  # these take log-probabilities
+        def forward(m: Any, loss: Any, x: Any, y: Any) -> Any:
+            return loss(torch.log_softmax(m(x), dim=1), y)
+    _, grad_fn, params = functions(model, _torch_loss(code, reduction), forward=forward)
+    return grad_fn, params
+
+
+def _example_weights(row: TorchRow, y: Any) -> np.ndarray | None:
+    if row.weights.startswith("class weight"):
+        return _class_weights()[y].numpy()
+    if "ignored" in row.weights:
+        return (y != 1).double().numpy()
+    return None
+
+
+def _flat(tree: dict) -> np.ndarray:
+    return np.concatenate([np.ravel(tree[k]) for k in sorted(tree)])
+
+
+def _divisor(row: TorchRow, grad_fn: Callable, params: Any, x: Any, y: Any, w: np.ndarray | None) -> str:
+    """The summed loss's gradient over this loss's, named where it matches a count."""
+    sum_grad, _ = _torch_functions(row.code, "sum")
+    g, s = _flat(grad_fn(params, x, y)), _flat(sum_grad(params, x, y))
+    ratio = float(g @ s / (g @ g))
+    names = {"1": 1.0, "B": float(B), "B·C": float(B * C)}
+    if w is not None:
+        names["Σ w_i"] = float(np.sum(w))
+    for name, value in names.items():
+        if abs(ratio - value) <= 1e-9 * value:
+            return f"{name} = {value:g}" if name != "1" else "1 (nothing)"
+    return f"{ratio:.6g}"
+
+
+def judge_torch(row: TorchRow) -> TorchRow:
+    """Measure one PyTorch loss: the checkers' words and the divisor of its sum."""
+    x, y = _torch_batch(row.target)
+    grad_fn, params = _torch_functions(row.code)
+    w = _example_weights(row, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # KLDivLoss warns that 'mean' is not the math's mean: the row shows it
+        says = infer_reduction(grad_fn, params, x, y)
+        if w is not None and says != "mean":
+            v = check_reduction(grad_fn, params, x, y, reduction="mean", weights=w)
+            says = f"{says}; declared weighted mean with these weights: {v.outcome}"
+        divisor = _divisor(row, grad_fn, params, x, y, w)
+    return TorchRow(row.code, row.target, row.weights, says, divisor)
+
+
+# ------------------------------------------------------------------ scikit-learn objectives
+
+# Declarations tried in this order; the first that holds is what the code does.
+DECLARATIONS = (("mean", "fixed"), ("mean", "divided"), ("sum", "fixed"))
+
+
+@dataclass(frozen=True)
+class SklearnRow:
+    """A scikit-learn model's training objective, and what the checkers measured."""
+
+    model: str
+    make: Callable[[], tuple[Callable, Any, tuple]] = field(repr=False)
+    weighted: bool = False  # batch carries sample_weight, declared as weights
+    data: str = ""  # "mean" / "sum" / "weighted mean"
+    penalty: str = ""  # "fixed" / "divided by B" ...
+    says: str = ""  # infer_reduction's words
+
+
+def _data(kind: str = "real") -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(B, D))
+    y = rng.normal(size=B) if kind == "real" else np.array([0, 1, 0, 1, 1, 0])[:B]
+    return x, y
+
+
+def _linear_model_loss() -> tuple[Callable, Any, tuple]:
+    from sklearn._loss.loss import HalfSquaredError
+    from sklearn.linear_model._linear_loss import LinearModelLoss
+
+    lml = LinearModelLoss(base_loss=HalfSquaredError(), fit_intercept=True)
+    x, y = _data()
+    sw = np.random.default_rng(1).uniform(0.5, 2.0, size=B)
+
+    def grad_fn(coef: np.ndarray, x: np.ndarray, y: np.ndarray, sw: np.ndarray) -> np.ndarray:
+        return lml.gradient(np.asarray(coef, np.float64), np.ascontiguousarray(x), np.ascontiguousarray(y),
+                            sample_weight=np.ascontiguousarray(sw), l2_reg_strength=0.3)
+
+    return grad_fn, np.linspace(-1.0, 1.0, D + 1), (x, y, sw)
+
+
+class _Captured(Exception):
+    def __init__(self, fun: Callable, args: tuple) -> None:
+        super().__init__("captured")
+        self.fun, self.args = fun, args
+
+
+@contextlib.contextmanager
+def _captured_objective(module: Any) -> Any:
+    """While inside, the module's scipy.optimize.minimize hands its objective back instead of running."""
+    def minimize(fun: Callable, x0: Any, args: tuple = (), **_: Any) -> None:
+        raise _Captured(fun, tuple(args))
+
+    saved = module.optimize
+    module.optimize = types.SimpleNamespace(minimize=minimize)
+    try:
+        yield
+    finally:
+        module.optimize = saved
+
+
+def _objective(module: Any, fit: Callable[[], Any]) -> tuple[Callable, tuple]:
+    """The (fun, args) a scikit-learn solver passes to scipy: the objective it minimises."""
+    with _captured_objective(module), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fit()
+        except _Captured as c:
+            return c.fun, c.args
+    raise RuntimeError(f"{module.__name__} never called scipy.optimize.minimize")
+
+
+def _objective_grad(module: Any, fit_on: Callable[[np.ndarray, np.ndarray], Callable[[], Any]]) -> Callable:
+    def grad_fn(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        fun, args = _objective(module, fit_on(x, y))
+        return np.array(fun(np.array(w, dtype=np.float64), *args)[1])
+    return grad_fn
+
+
+def _logistic() -> tuple[Callable, Any, tuple]:
+    from sklearn.linear_model import _logistic
+
+    def fit_on(x: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
+        return lambda: _logistic._logistic_regression_path(x, y, classes=np.arange(2), Cs=[0.5],
+                                                           solver="lbfgs", check_input=True)
+
+    return _objective_grad(_logistic, fit_on), np.linspace(-1.0, 1.0, D + 1), _data("class")
+
+
+def _ridge() -> tuple[Callable, Any, tuple]:
+    from sklearn.linear_model import Ridge, _ridge
+
+    def fit_on(x: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
+        return lambda: Ridge(alpha=0.7, solver="lbfgs", positive=True, fit_intercept=False).fit(x, y)
+
+    return _objective_grad(_ridge, fit_on), np.linspace(0.1, 1.0, D), _data()
+
+
+def _mlp() -> tuple[Callable, Any, tuple]:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.neural_network._multilayer_perceptron import _pack
+
+    x, y = _data()
+    model = MLPRegressor(hidden_layer_sizes=(4,), activation="tanh", alpha=0.1, solver="lbfgs",
+                         max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x, y)
+    params = _pack(model.coefs_, model.intercepts_).astype(np.float64)
+    units = [D, 4, 1]
+
+    def grad_fn(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        activations = [np.ascontiguousarray(x, np.float64)] + [None] * (len(units) - 1)
+        deltas = [None] * (len(units) - 1)
+        coef_grads = [np.empty((a, b)) for a, b in zip(units[:-1], units[1:])]
+        intercept_grads = [np.empty(b) for b in units[1:]]
+        return np.array(model._loss_grad_lbfgs(np.array(w, np.float64), activations[0],
+                                               np.asarray(y, np.float64).reshape(-1, 1), None,
+                                               activations, deltas, coef_grads, intercept_grads)[1])
+
+    return grad_fn, params, (x, y)
+
+
+def sklearn_rows() -> list[SklearnRow]:
+    """The objectives of the table: each model's own loss-and-gradient function."""
+    return [
+        SklearnRow("LinearModelLoss(HalfSquaredError), l2_reg_strength=0.3, sample_weight",
+                   _linear_model_loss, weighted=True),
+        SklearnRow("LogisticRegression(C=0.5, solver='lbfgs')", _logistic),
+        SklearnRow("Ridge(alpha=0.7, solver='lbfgs')", _ridge),
+        SklearnRow("MLPRegressor(alpha=0.1, solver='lbfgs')", _mlp),
+    ]
+
+
+def judge_sklearn(row: SklearnRow) -> SklearnRow:
+    """Measure one objective: which declaration holds, and infer_reduction's words."""
+    grad_fn, params, batch = row.make()
+    weights = batch[2] if row.weighted else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        says = infer_reduction(grad_fn, params, *batch, weights=weights)
+        held = [(r, p) for r, p in DECLARATIONS
+                if check_reduction(grad_fn, params, *batch, reduction=r, regularizer=p, weights=weights).holds]
+    if not held:
+        return SklearnRow(row.model, row.make, row.weighted, "none of the declarations held", "", says)
+    reduction, penalty = held[0]
+    data = ("weighted " if row.weighted else "") + reduction
+    count = "the total weight" if row.weighted else "B"
+    words = "fixed, whatever B" if penalty == "fixed" else f"divided by {count} along with the data"
+    return SklearnRow(row.model, row.make, row.weighted, data, words, says)
