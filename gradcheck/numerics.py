@@ -139,11 +139,10 @@ def kink_move(dtype: np.dtype | type) -> float:
     return eps(dtype) ** 0.5
 
 
-# Fitted per-example weights (and shares of a split) are described, grouped
-# by value and compared with the declared ones, only when the rounding of the
-# gradients they were fitted from moves them by less than this fraction of
-# the largest: the description prints 4 significant digits and groups weights
-# that agree to the third. A fit less certain than that is degenerate (as many
-# parameters as examples, or nearly parallel per-example gradients) and is no
-# diagnosis.
-WEIGHT_PRECISION = 1e-3
+def fit_uncertainty(tolerance: float, size: int, smallest_singular_value: float) -> float:
+    """How far rounding can move a coefficient fitted by least squares: an error
+    of ``tolerance`` in each of ``size`` entries, through the fit's smallest
+    singular value. check_reduction calls a fit degenerate (no diagnosis)
+    where this reaches the largest coefficient, and tells fitted weights
+    apart only where they differ by more than twice it."""
+    return tolerance * np.sqrt(size) / smallest_singular_value if smallest_singular_value > 0 else np.inf

@@ -36,7 +36,7 @@ that cut fails.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -387,7 +387,11 @@ def _judge(view: _View, declared: Declared, requested: float) -> Verdict:
     laws = [law(view, fit, declared) for law in (_decomposition, _duplication, _permutation, _split,
                                                  _zero_weights)]
     laws = [v for v in laws if v is not None]
-    resolution = max(v.resolution for v in laws)
+    # Every law's allowance against a typical entry of the batch's data
+    # gradient, the gradient a wrong reduction would mislead training with.
+    size = _rms(fit.data(view, "batch"))
+    widest = max(v.tolerance for v in laws)
+    resolution = nm.CATCH_FACTOR * widest / size if size > 0 else np.inf
     verdict = combine(CLAIM, laws).with_(resolution=resolution, requested=requested)
     if verdict.holds:
         return _held(view, declared, fit, verdict)
@@ -534,17 +538,25 @@ def _limited_words(view: _View, v: Verdict) -> str:
         why.append(f"the gradient's entries are {cancel:.3g} times smaller than the terms summed into them "
                    f"(the per-example gradients cancel, e.g. near a minimum, or the data term is small "
                    f"beside a parameter-only term): check at other params or with another batch")
-    return head + ": " + "; ".join(why) + f"; or pass resolution={10 ** np.ceil(np.log10(v.resolution)):.0e}"
+    coarser = 10 ** np.ceil(np.log10(v.resolution))
+    ask = f"; or pass resolution={coarser:.0e}" if coarser < 1 else ""
+    return head + ": " + "; ".join(why) + ask
 
 
 # -- kinks: a law that fails at the point but holds nearby ---------------------------
 
-def _kink(failed: Verdict, move: float) -> Verdict:
-    return failed.with_(outcome=UNDETERMINED, reason=NOT_DIFFERENTIABLE, message=(
-        f"not differentiable here: the {failed.law} law fails at params, but no law fails at params "
-        f"moved by {move:.1e} (relative): grad_fn has a kink at params (an L1 or ReLU term exactly at 0, "
-        f"where batched and single-example passes round to different sides), so its reduction cannot be "
-        f"judged there; this is not a wrong reduction"))
+def _kink(failed: Verdict, nearby: Verdict, move: float) -> Verdict:
+    """A law that fails at params but at no params moved slightly: a kink."""
+    head = (f"not differentiable here: the {failed.law} law fails at params, but no law fails at params "
+            f"moved by {move:.1e} (relative): grad_fn has a kink at params (an L1 or ReLU term exactly at 0, "
+            f"where batched and single-example passes round to different sides), so its reduction cannot be "
+            f"judged there")
+    if nearby.holds:
+        return failed.with_(outcome=UNDETERMINED, reason=NOT_DIFFERENTIABLE,
+                            message=head + "; nearby it reduces as declared, so this is no wrong reduction")
+    # Nearby the laws hold only to a coarse resolution: a reduction wrong by
+    # less than that is not ruled out, so the verdict is that limit.
+    return nearby.with_(message=f"{head}; nearby, {nearby.message}")
 
 
 # -- diagnosis: one model, fitted, then described ------------------------------------
@@ -554,18 +566,27 @@ class _Finding:
     law: str
     words: str  # what follows 'declared "mean", but '
     short: str  # infer_reduction's plain words
+    level: int = 0  # 0: no parameter-only term needed; 1: a fixed one; 2: one that moves with B
 
 
 def _diagnose(view: _View, declared: Declared, failed: Verdict) -> tuple[Verdict, str]:
     swap = _swap(view)
     if swap is not None:
         view = view.grown(swap)
-    finders = (_named, _leaves_disagree, _zero_weights_count, _free, _merge_share, _open)
+    named = _named(view, declared, failed)
+    # A model that needs a parameter-only term comes after the plain evidence
+    # that zero-weight examples count: examples never called alone, and always
+    # together, look like one fixed vector to the fit.
+    plain = named if named is not None and named.level == 0 else None
+    finders = (lambda *a: plain, _zero_weights_count, lambda *a: named, _leaves_disagree, _free,
+               _merge_share, _open)
     finding = next(f for f in (find(view, declared, failed) for find in finders) if f is not None)
     if view.bad:
         return failed.with_(message=f"{failed.message}; of the others, {finding.words}"), finding.short
-    return (failed.with_(law=finding.law, message=f"declared {declared.words()}, but {finding.words}"),
-            finding.short)
+    # The numbers of the law the finding names, where it was one of those checked.
+    shown = next((d for d in failed.details if d.law == finding.law and d.fails), failed)
+    return (failed.with_(law=finding.law, error=shown.error, tolerance=shown.tolerance,
+                         message=f"declared {declared.words()}, but {finding.words}"), finding.short)
 
 
 def _swap(view: _View) -> Cut | None:
@@ -610,14 +631,14 @@ def _named(view: _View, declared: Declared, failed: Verdict) -> _Finding | None:
     others = [g for g in groups if g is not best[0]]
     group = best[0]
     if group[0].rule.data == declared.rule.data:
-        finding = _penalty_finding(view, declared, _pick(view, group))
+        finding = _penalty_finding(view, declared, group)
     else:
         finding = _kind_finding(view, declared, group)
+    finding = replace(finding, level=min(levels))
     if not others:
         return finding
     alike = "; ".join(_model_words(g[0], declared) for g in others)
-    return _Finding(finding.law, f"{finding.words} (these examples are too alike to rule out {alike})",
-                    finding.short)
+    return replace(finding, words=f"{finding.words} (these examples are too alike to rule out {alike})")
 
 
 def _level(view: _View, fit: _Fit) -> int:
@@ -658,19 +679,33 @@ _PENALTY_WORDS = {
 }
 
 
-def _penalty_finding(view: _View, declared: Declared, fit: _Fit) -> _Finding:
+_PENALTY_ADVICE = {
+    "divided": ("as in scikit-learn's MLP and LogisticRegression, (sum_i l_i + alpha/2 ||W||^2) / B; pass "
+                'regularizer="divided" if that is intended, or add the term after dividing the data term'),
+    "per example": "add the term once, outside the per-example loss",
+    "fixed": 'pass regularizer="fixed" (the default) if that is intended',
+}
+
+
+def _penalty_how(declared: Declared, penalty: str) -> str:
+    if declared.weighted and penalty == "divided":
+        return "divided by the total weight along with the data"
+    return _PENALTY_WORDS[penalty]
+
+
+def _penalty_finding(view: _View, declared: Declared, group: list[_Fit]) -> _Finding:
+    """The data term reduces as declared; the parameter-only term moves otherwise."""
+    seen = [f for f in group if _penalty_share(view, f, "batch")[1]] or group[:1]
+    fit = seen[0]
     n = view.size
     share_b, _ = _penalty_share(view, fit, "batch")
     share_d, _ = _penalty_share(view, fit, "dup")
-    how = _PENALTY_WORDS[fit.rule.penalty]
-    if declared.weighted and fit.rule.penalty == "divided":
-        how = "divided by the total weight along with the data"
-    advice = {
-        "divided": ("as in scikit-learn's MLP and LogisticRegression, (sum_i l_i + alpha/2 ||W||^2) / B; pass "
-                    'regularizer="divided" if that is intended, or add the term after dividing the data term'),
-        "per example": "add the term once, outside the per-example loss",
-        "fixed": 'pass regularizer="fixed" (the default) if that is intended',
-    }[fit.rule.penalty]
+    hows = list(dict.fromkeys(_penalty_how(declared, f.rule.penalty) for f in seen))
+    if len(hows) == 1:
+        how, advice = hows[0], _PENALTY_ADVICE[fit.rule.penalty]
+    else:
+        how = " or ".join(hows) + " (the rounding of these gradients cannot tell which)"
+        advice = "add it once, with a weight that does not move with B, or declare how it moves"
     words = (f"its parameter-only term (L2 or weight decay in the loss) is {how}: it is {share_b:.3g} of the "
              f"gradient's size at B={n} and {share_d:.3g} at B={2 * n} (the batch duplicated), while the data "
              f"term reduces as a {declared.name}; {advice}")
@@ -714,8 +749,11 @@ def _kind_words(kind: str, m: int, declared: Declared) -> tuple[str, str]:
 def _kind_finding(view: _View, declared: Declared, group: list[_Fit]) -> _Finding:
     fit = _pick(view, group)
     kind = fit.rule.data
-    names = [_kind_words(f.rule.data, f.rule.m, declared) for f in group if f.rule.penalty == "fixed"] or \
-        [_kind_words(kind, fit.rule.m, declared)]
+    kinds = {f.rule.data for f in group}
+    if declared.weighted and {"mean", "weighted sum / B"} <= kinds:
+        kinds.discard("weighted sum / B")  # the plain mean's words name that cause too
+    names = [_kind_words(f.rule.data, f.rule.m, declared) for f in group
+             if f.rule.penalty == "fixed" and f.rule.data in kinds] or [_kind_words(kind, fit.rule.m, declared)]
     looks = " — or ".join(dict.fromkeys(w for w, _ in names))
     short = " or ".join(dict.fromkeys(s for _, s in names))
     if kind in SCALE_KINDS and not (declared.weighted and kind == "mean"):
@@ -731,28 +769,31 @@ def _kind_finding(view: _View, declared: Declared, group: list[_Fit]) -> _Findin
 def _ambiguous(view: _View, declared: Declared, groups: list[list[_Fit]]) -> _Finding:
     names = [_kind_words(g[0].rule.data, g[0].rule.m, declared)[1] for g in groups]
     words = (f"the gradient fits several models on every cut of this batch ({'; '.join(names)}): the "
-             f"per-example gradients are too alike to tell them apart; check with a batch of more varied "
-             f"examples")
+             f"batch cannot tell them apart (its examples' gradients are too alike, or cancel in their sums); check "
+             f"with a batch of more varied examples")
     return _Finding(DECOMPOSITION, words, "undetermined between " + "; ".join(names))
 
 
 def _scales_text(view: _View, declared: Declared, fit: _Fit) -> str:
     """Measured overall scales at each size against the declared ones."""
     v = view.w if declared.weighted and declared.reduction == "mean" else (view.w > 0).astype(np.float64)
-    got, want, where = [], [], []
+    # The examples' data gradients: each example's gradient less the fitted term it carries.
+    rho_1 = np.array([fit.rule.rho(np.array([i]), view.w) if view.have[i] else 0.0 for i in range(view.size)])
+    data = view.S - np.outer(np.where(np.isfinite(rho_1), rho_1, 0.0), fit.t)
+    parts = []
     for cut in (view.cut(k) for k in ("batch", "dup", "part")):
         if cut is None:
             continue
-        V = (np.bincount(cut.index, minlength=view.size) * v) @ view.S
-        got.append(_ratio(fit.data(view, cut.key), V))
+        V = (np.bincount(cut.index, minlength=view.size) * v) @ data
         total = float(np.sum(view.w[cut.index])) if declared.weighted else float(cut.index.size)
-        want.append(1.0 / total if declared.reduction == "mean" else 1.0)
-        where.append(f"B={cut.index.size}" if cut.key == "batch" else
-                     f"B={cut.index.size} ({cut.label.rsplit(' (', 1)[0]})")
+        expected = 1.0 / total if declared.reduction == "mean" else 1.0
+        where = "" if cut.key == "batch" else f" ({cut.label.rsplit(' (', 1)[0]})"
+        parts.append((_ratio(fit.data(view, cut.key), V), expected, f"B={cut.index.size}{where}"))
     of = "weighted sum" if declared.weighted else "sum"
-    at = ", ".join(f"{g:.6g} × at {w}" for g, w in zip(got, where))
-    return (f"the gradient is {at} the {of} of per-example gradients (expected "
-            f"{', '.join(f'{e:.6g}' for e in want)})")
+    (g0, _, at0), rest = parts[0], parts[1:]
+    said = f"the gradient is {g0:.6g} × the {of} of per-example gradients at {at0}" + "".join(
+        f", {g:.6g} × at {at}" for g, _, at in rest)
+    return f"{said} (expected {', '.join(f'{e:.6g}' for _, e, _ in parts)})"
 
 
 def _first_different(view: _View, declared: Declared, fit: _Fit) -> Cut:
@@ -775,12 +816,12 @@ def _weights_text(view: _View, declared: Declared, fit: _Fit) -> str:
 
 
 def _grouped(values: np.ndarray, examples: np.ndarray, tol: float = 0.0) -> str:
-    """Weights in full; when more than 8 and some equal, grouped by value with their examples."""
-    tol = max(tol, nm.WEIGHT_PRECISION * float(np.max(np.abs(values), initial=0.0)))
+    """Weights in full; when more than 8 and some equal (within ``tol``, or to
+    the 4 digits shown), grouped by value with their examples."""
     groups: list[tuple[float, list[int]]] = []
     for v, i in zip(values, examples):
         for g in groups:
-            if abs(v - g[0]) <= tol:
+            if abs(v - g[0]) <= tol or f"{v:.4g}" == f"{g[0]:.4g}":
                 g[1].append(int(i))
                 break
         else:
@@ -932,9 +973,9 @@ def _free_fit(view: _View, cut: Cut) -> _Free | None:
     beta, *_ = np.linalg.lstsq(cols, view.G[cut.key], rcond=None)
     got = view.G[cut.key]
     check = view.compare(cut.law, got, cols @ beta, np.abs(cols) @ np.abs(beta) + np.abs(got), ex.size + 2, got)
-    delta = check.tolerance * np.sqrt(view.P) / sv[-1] if sv[-1] > 0 else np.inf
-    if not delta <= nm.WEIGHT_PRECISION * float(np.max(np.abs(beta), initial=0.0)):
-        return None  # degenerate: rounding alone could move the weights by more than they say
+    delta = nm.fit_uncertainty(check.tolerance, view.P, sv[-1])
+    if not delta < float(np.max(np.abs(beta), initial=0.0)):
+        return None  # degenerate: rounding alone could move the weights by as much as they are
     return _Free(ex, beta, delta)
 
 
@@ -950,15 +991,22 @@ def _weights_finding(view: _View, declared: Declared, failed: Verdict) -> _Findi
     f = _free_fit(view, cut)
     if f is None:
         return None
+    shown = _grouped(f.beta, f.examples, 2 * f.delta) + _plus_minus(f.beta, f.delta)
     big = np.abs(f.beta) > 2 * f.delta
-    if np.count_nonzero(big) == 1:
+    if np.count_nonzero(big) == 1 and f.examples.size > 1:
         k = int(np.argmax(np.abs(f.beta)))
         i = int(f.examples[k])
         words = (f"only example {i} contributes: the gradient on {cut.label} is {f.beta[k]:.4g} × its gradient "
-                 f"and ignores the other {cut.index.size - 1} (fitted weights {_grouped(f.beta, f.examples)})")
+                 f"and ignores the other {cut.index.size - 1} (fitted weights {shown})")
         return _Finding(cut.law, words, f"only example {i} counts")
-    ref = _fit(view, declared.rule)
     everyone = np.unique(cut.index)
+    still = np.setdiff1d(everyone[view.have[everyone]], f.examples)
+    equal = f.examples.size > 1 and np.ptp(f.beta) <= 2 * f.delta
+    if equal and still.size:
+        return _uncounted_finding(view, declared, cut, f, still)
+    if equal:
+        return None  # equal weights: a scale, which the rules would have named if it were one
+    ref = _fit(view, declared.rule)
     expected = "" if ref is None else \
         f", where a {declared.name} gives {_grouped(ref.a[cut.key][everyone], everyone)}"
     like = " (they add up to 1, as a weighted mean's do)" \
@@ -966,12 +1014,28 @@ def _weights_finding(view: _View, declared: Declared, failed: Verdict) -> _Findi
     advice = ("are the weights passed the ones the loss uses?" if declared.weighted else
               "this looks like a weighted mean (sample or class weights, token counts): pass weights= with each "
               "example's weight")
-    still = np.setdiff1d(np.unique(cut.index)[view.have[np.unique(cut.index)]], f.examples)
     of = f" of examples {_runs(f.examples)} (example{'s' if still.size > 1 else ''} {_runs(still)} " \
          f"alone give{'' if still.size > 1 else 's'} a zero gradient)" if still.size else ""
     words = (f"the examples count unequally: the gradient on {cut.label} is sum_i a_i g_i with fitted "
-             f"a = {_grouped(f.beta, f.examples)}{of}{expected}{like}; {advice}")
+             f"a = {shown}{of}{expected}{like}; {advice}")
     return _Finding(cut.law, words, "a mean whose examples count unequally (a weighted mean?)")
+
+
+def _uncounted_finding(view: _View, declared: Declared, cut: Cut, f: _Free, still: np.ndarray) -> _Finding:
+    """Equal weights for the examples with a gradient, none for those without."""
+    many = "s" if still.size > 1 else ""
+    advice = ("are the weights passed the ones the loss uses?" if declared.weighted else
+              f"pass weights= with weight 0 for example{many} {_runs(still)}")
+    words = (f"on {cut.label} examples {_runs(f.examples)} weigh {float(np.mean(f.beta)):.4g} each, a mean over "
+             f"them alone: example{many} {_runs(still)}, whose gradient alone is zero, seem{'' if many else 's'} "
+             f"not to be counted (an ignored target, a masked sequence); {advice}")
+    return _Finding(cut.law, words, f"a mean over the examples other than {_runs(still)} (a weighted mean?)")
+
+
+def _plus_minus(values: np.ndarray, delta: float) -> str:
+    """The fit's uncertainty, where it reaches the 4 digits shown."""
+    big = float(np.max(np.abs(values), initial=0.0))
+    return f" (each ± {delta:.1g})" if delta > 5e-5 * big else ""
 
 
 # -- fewer parameters than examples: what can still be measured ----------------------
@@ -979,8 +1043,8 @@ def _weights_finding(view: _View, declared: Declared, failed: Verdict) -> _Findi
 def _merge_share(view: _View, declared: Declared, failed: Verdict) -> _Finding | None:
     """The shares at which the batch without one example and that example merge."""
     cut = view.cut("part")
-    if cut is None or view.size < 3 or view.P < 4:
-        return None
+    if cut is None or view.size < 3 or view.P < 3:
+        return None  # two shares need a third equation to be tested
     j = int(np.setdiff1d(np.arange(view.size), cut.index)[0])
     if not view.have[j]:
         return None
@@ -989,9 +1053,9 @@ def _merge_share(view: _View, declared: Declared, failed: Verdict) -> _Finding |
     c, *_ = np.linalg.lstsq(cols, view.G["batch"], rcond=None)
     got = view.G["batch"]
     check = view.compare(SPLIT, got, cols @ c, np.abs(cols) @ np.abs(c) + np.abs(got), view.size + 2, got)
-    delta = check.tolerance * np.sqrt(view.P) / sv[-1] if sv[-1] > 0 else np.inf
-    if not check.holds or not delta <= nm.WEIGHT_PRECISION * float(np.max(np.abs(c))):
-        return None
+    delta = nm.fit_uncertainty(check.tolerance, view.P, sv[-1])
+    if not check.holds or not delta < float(np.max(np.abs(c))):
+        return None  # not a merge of the two, or rounding could move the shares by as much as they are
     return _Finding(SPLIT, _share_words(view, declared, failed, cut, j, c, delta), "a mean whose examples "
                     "count unequally (a weighted mean?)")
 
@@ -1003,7 +1067,8 @@ def _share_words(view: _View, declared: Declared, failed: Verdict, cut: Cut, j: 
     held = [d.law for d in failed.details if d.holds]
     note = f" ({' and '.join(held)} hold{'s' if len(held) == 1 else ''})" if held else ""
     words = (f"merging {cut.label} and example {j} alone gives the batch gradient only with shares "
-             f"{c[0]:.4g} and {c[1]:.4g}, where a {declared.name} gives {e[0]:.4g} and {e[1]:.4g}{note}")
+             f"{c[0]:.4g} and {c[1]:.4g}{_plus_minus(c, delta)}, where a {declared.name} gives {e[0]:.4g} and "
+             f"{e[1]:.4g}{note}")
     if abs(c.sum() - 1) > 2 * delta or declared.reduction != "mean":
         return words + "; the examples count otherwise than declared"
     advice = ("are the weights passed the ones the loss uses?" if declared.weighted else
@@ -1097,22 +1162,27 @@ class _Session:
             v = self._recheck(declared, requested, v)
         nonfinite = any(not np.all(np.isfinite(g)) for g in self.view.G.values())
         if v.fails and not nonfinite:
-            v, self.short = _diagnose(self.view, declared, v)
+            # Described where it fails too but no kink at the point can blur the
+            # fit: at the moved params (1.5e-8 away in float64).
+            where = self._moved[1] if self._moved is not None else self.view
+            v, self.short = _diagnose(where, declared, v)
         return v.with_(evaluations=sum(c.calls for c in self.callers), requested=requested)
 
     def _recheck(self, declared: Declared, requested: float, failed: Verdict) -> Verdict:
         """A law failed: a kink (it holds at moved params), rounding beyond the
         model (it holds once the measured rounding is allowed), or a finding."""
         _, moved = self.moved()
-        if not _judge(moved, declared, requested).fails:
-            return _kink(failed, self.move)
+        nearby = _judge(moved, declared, requested)
+        if not nearby.fails:
+            return _kink(failed, nearby, self.move)
         noise = self.noise()
         if noise <= 1.0:
             return failed
         self.view.noise = moved.noise = noise
         again = _judge(self.view, declared, requested)
-        if again.fails and not _judge(moved, declared, requested).fails:
-            return _kink(again, self.move)
+        nearby = _judge(moved, declared, requested)
+        if again.fails and not nearby.fails:
+            return _kink(again, nearby, self.move)
         return again
 
 

@@ -181,6 +181,79 @@ def make_class_weighted(class_weight):
     return loss_fn, grad_fn
 
 
+# class weights, summed: sum_i w_i l_i (reduction="sum", weights=)
+
+def make_class_weighted_sum(class_weight):
+    class_weight = np.array(class_weight, dtype=float)   # own copy
+
+    def loss_fn(params, x, labels):
+        logits = forward(params, x)
+        m = anp.max(logits, axis=-1, keepdims=True)
+        logp = logits - m - anp.log(anp.sum(anp.exp(logits - m), axis=-1, keepdims=True))
+        return anp.sum(class_weight[labels] * -logp[np.arange(x.shape[0]), labels])
+
+    return loss_fn, autograd.grad(loss_fn)
+
+
+# ---------------------------------------------------------------- a penalty of the weights (L2)
+
+L2 = 0.3
+
+
+def l2_penalty(params):
+    """0.5 ||W||^2 over the weight matrices (biases are not penalised)."""
+    return 0.5 * (anp.sum(params["W1"] ** 2) + anp.sum(params["W2"] ** 2))
+
+
+def _l2_grad(params, weight):
+    return {k: (weight * v if k.startswith("W") else np.zeros_like(v)) for k, v in params.items()}
+
+
+def _plus(g, h):
+    return {k: g[k] + h[k] for k in g}
+
+
+def loss_mean_l2(params, x, y):
+    """The TensorFlow CIFAR-10 tutorial's loss: mean + L2 * R, a fixed weight."""
+    return loss_mean(params, x, y) + L2 * l2_penalty(params)
+
+
+def grad_mean_l2(params, x, y):
+    """Right when declared "mean": the penalty keeps its weight as B changes."""
+    return _plus(grad_mean_manual(params, x, y), _l2_grad(params, L2))
+
+
+def loss_sum_l2(params, x, y):
+    """Textbook ridge: sum + L2 * R."""
+    return loss_sum(params, x, y) + L2 * l2_penalty(params)
+
+
+def grad_sum_l2(params, x, y):
+    """Right when declared "sum" (a fixed penalty is what a plain declaration means)."""
+    return _plus(grad_sum_manual(params, x, y), _l2_grad(params, L2))
+
+
+def loss_mlp_l2(params, x, y):
+    """scikit-learn's MLP: (sum_i l_i + L2 R) / B, the penalty divided with the data."""
+    return (loss_sum(params, x, y) + L2 * l2_penalty(params)) / x.shape[0]
+
+
+def grad_mlp_l2(params, x, y):
+    """Right when declared "mean" with regularizer="divided"; wrong for a plain "mean"."""
+    return _plus(grad_mean_manual(params, x, y), _l2_grad(params, L2 / x.shape[0]))
+
+
+def grad_l2_per_example(params, x, y):
+    """Wrong: the penalty added inside the per-example loop while the data is averaged:
+    mean_i l_i + B * L2 * R."""
+    return _plus(grad_mean_manual(params, x, y), _l2_grad(params, L2 * x.shape[0]))
+
+
+def grad_sum_l2_declared_mean(params, x, y):
+    """Wrong when declared "mean": the tutorial net that forgot to divide the data by B."""
+    return grad_sum_l2(params, x, y)
+
+
 # ---------------------------------------------------------------- wrong reductions
 
 def grad_mean_twice(params, x, y):
@@ -224,6 +297,30 @@ def grad_at_mean_example(params, x, y):
     """Wrong: the gradient of the loss at the mean example (x-bar, y-bar)."""
     return _backprop(params, np.mean(x, axis=0, keepdims=True),
                      np.mean(y, axis=0, keepdims=True), 1.0)
+
+
+def make_micro_batch_means(m: int):
+    """Wrong: the mean of the means of consecutive micro-batches of m (an
+    accumulation loop dividing each micro-batch by its own size and the sum by
+    the number of steps). Right only when m divides B."""
+    def grad_micro_batch_means(params, x, y):
+        B = x.shape[0]
+        edges = list(range(0, B, m)) + [B]
+        coef = np.empty(B)
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            coef[lo:hi] = 1.0 / ((hi - lo) * (len(edges) - 1))
+        return _backprop(params, x, y, coef)
+    grad_micro_batch_means.__name__ = f"grad_micro_batch_means_{m}"
+    return grad_micro_batch_means
+
+
+def grad_token_mean_nan_when_empty(params, x, y, mask):
+    """A token mean that divides by the batch's token count with no guard: a
+    batch of only an empty sequence gives 0/0 (right on any batch with tokens)."""
+    B, T, d_in = x.shape
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coef = (mask / mask.sum()).reshape(B * T)
+    return _backprop(params, x.reshape(B * T, d_in), y.reshape(B * T, -1), coef)
 
 
 def loss_batchnorm_mean(params, x, y):

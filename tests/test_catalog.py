@@ -10,6 +10,7 @@ no checker modifies its inputs.
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ except ImportError:  # pragma: no cover - tests/ imported as a package
 
 OUTCOMES = {"holds", "fails", "undetermined"}
 REDUCTION_LAWS = {"per-example decomposition", "sum = B × mean", "duplication",
-                  "permutation", "split/merge"}
+                  "permutation", "split/merge", "zero weights", "parameter-only term"}
 MISUSE = (gradcheck.GradcheckUsageError, TypeError, ValueError)
 
 
@@ -113,6 +114,27 @@ def right_class_weighted(seed, B):
                                                       weights=class_weight[labels])
 
 
+def right_mean_fixed_l2(seed, B):
+    params, x, y = _mlp(seed, B)
+    return cat.loss_mean_l2, cat.grad_mean_l2, params, (x, y), dict(reduction="mean")
+
+
+def right_sum_fixed_l2(seed, B):
+    params, x, y = _mlp(seed, B)
+    return cat.loss_sum_l2, cat.grad_sum_l2, params, (x, y), dict(reduction="sum")
+
+
+def right_mlp_divided_l2(seed, B):
+    params, x, y = _mlp(seed, B)
+    return cat.loss_mlp_l2, cat.grad_mlp_l2, params, (x, y), dict(reduction="mean", regularizer="divided")
+
+
+def right_class_weighted_sum(seed, B):
+    params, x, labels, class_weight = cat.make_class_data(seed, B, n_classes=2 + seed % 3, **_dims(seed))
+    loss_fn, grad_fn = cat.make_class_weighted_sum(class_weight)
+    return loss_fn, grad_fn, params, (x, labels), dict(reduction="sum", weights=class_weight[labels])
+
+
 RIGHT = {
     "mean-manual": right_mean_manual,
     "mean-autograd": right_mean_autograd,
@@ -120,6 +142,10 @@ RIGHT = {
     "sum-manual-declared-sum": right_sum_manual,
     "token-mask-weighted-mean": right_token_mean,
     "class-weighted-mean": right_class_weighted,
+    "mean-plus-fixed-l2": right_mean_fixed_l2,
+    "sum-plus-fixed-l2-declared-sum": right_sum_fixed_l2,
+    "mlp-l2-divided-declared-divided": right_mlp_divided_l2,
+    "class-weighted-sum": right_class_weighted_sum,
 }
 
 RIGHT_PARAMS = [pytest.param(name, seed, B, id=f"{name}-seed{seed:02d}-B{B}")
@@ -216,6 +242,12 @@ WRONG_REDUCTIONS = [
      "per-example decomposition", ["only example 0"]),
     ("batch-norm-training-mode", cat.grad_batchnorm_mean, "mean", _mlp_batch,
      "per-example decomposition", ["examples interact"]),
+    ("l2-divided-declared-fixed", cat.grad_mlp_l2, "mean", _mlp_batch,
+     "parameter-only term", ["divided by b along with the data", 'regularizer="divided"']),
+    ("l2-added-per-example", cat.grad_l2_per_example, "mean", _mlp_batch,
+     "parameter-only term", ["added once per example"]),
+    ("sum-plus-l2-declared-mean", cat.grad_sum_l2, "mean", _mlp_batch,
+     "sum = B × mean", ['looks like "sum"', "plus a parameter-only term of fixed weight"]),
     ("token-mask-mean-declared-plain-mean", cat.grad_token_mean_manual, "mean", _token_batch,
      "per-example decomposition", ["weights="]),
 ]
@@ -239,6 +271,123 @@ def test_nominal_batch_fails_even_at_B_equal_32():
     v = gradcheck.check_reduction(cat.grad_nominal_batch, params, x, y, reduction="mean")
     text = _well_formed(v)
     assert v.outcome == "fails", text
+
+
+# ---------------------------------------------------------------- regularizers (DESIGN §2)
+
+@pytest.mark.parametrize("seed, B", WRONG_DRAWS)
+def test_sum_plus_fixed_penalty_declared_sum_holds_and_reports_the_term(seed, B):
+    """Textbook ridge: a sum plus a fixed L2 term is what a plain "sum" declares.
+    Each example's gradient carries the term once, the batch's once too, so the
+    checker separates it and says how large it is."""
+    params, x, y = cat.make_data(seed, B)
+    v = gradcheck.check_reduction(cat.grad_sum_l2, params, x, y, reduction="sum")
+    text = _well_formed(v)
+    _assert_holds(v)
+    assert "parameter-only term (L2 or weight decay) of fixed weight" in text, text
+    assert re.search(r"[\d.e-]+ of the gradient's size", text), text
+    assert gradcheck.infer_reduction(cat.grad_sum_l2, params, x, y) == "sum"
+
+
+@pytest.mark.parametrize("seed, B", WRONG_DRAWS)
+def test_penalty_divided_by_B_holds_when_declared_divided(seed, B):
+    params, x, y = cat.make_data(seed, B)
+    _assert_holds(gradcheck.check_reduction(cat.grad_mlp_l2, params, x, y, reduction="mean",
+                                            regularizer="divided"))
+    said = gradcheck.infer_reduction(cat.grad_mlp_l2, params, x, y)
+    assert "parameter-only term" in said and "divided by B" in said, said
+    # A penalty divided by B when declared divided: a plain mean of the same
+    # loss (its penalty fixed) is right for a divided declaration too, since
+    # under a mean a fixed term is part of every example's loss. Nothing to fail.
+    _assert_holds(gradcheck.check_reduction(cat.grad_mean_l2, params, x, y, reduction="mean",
+                                            regularizer="divided"))
+
+
+def test_regularizer_divided_has_no_meaning_for_a_sum():
+    params, x, y = cat.make_data(0, 5)
+    with pytest.raises(gradcheck.GradcheckUsageError, match=r'regularizer="divided".*reduction="sum"'):
+        gradcheck.check_reduction(cat.grad_sum_l2, params, x, y, reduction="sum", regularizer="divided")
+    with pytest.raises(gradcheck.GradcheckUsageError, match=r"regularizer='none'"):
+        gradcheck.check_reduction(cat.grad_sum_l2, params, x, y, reduction="sum", regularizer="none")
+
+
+# ---------------------------------------------------------------- weights (DESIGN §2)
+
+@pytest.mark.parametrize("seed, B", [(0, 6), (4, 9)])
+def test_weighted_sum_holds_and_a_weighted_mean_declaration_is_told_it_is_a_sum(seed, B):
+    params, x, labels, class_weight = cat.make_class_data(seed, B)
+    _, grad_fn = cat.make_class_weighted_sum(class_weight)
+    w = class_weight[labels]
+    _assert_holds(gradcheck.check_reduction(grad_fn, params, x, labels, reduction="sum", weights=w))
+    v = gradcheck.check_reduction(grad_fn, params, x, labels, reduction="mean", weights=w)
+    _assert_fails(v, "sum = B × mean", 'looks like "sum" (a weighted sum')
+
+
+def test_zero_weight_examples_change_nothing_in_a_weighted_sum():
+    params, x, labels, class_weight = cat.make_class_data(3, 7)
+    _, grad_fn = cat.make_class_weighted_sum(class_weight)
+    w = class_weight[labels]
+    w[[1, 4]] = 0.0  # ignored examples: their weight is 0
+
+    def ignoring(p, x, t, w):  # forgets the mask: the ignored examples count with their class weight
+        return grad_fn(p, x, t)
+
+    def honouring(p, x, t, w):
+        return grad_fn(p, x[w > 0], t[w > 0])
+
+    v = gradcheck.check_reduction(ignoring, params, x, labels, w, reduction="sum", weights=w)
+    _assert_fails(v, "zero weights", "zero-weight examples (1, 4)", "they count though their weight is 0")
+    v = gradcheck.check_reduction(honouring, params, x, labels, w, reduction="sum", weights=w)
+    _assert_holds(v)
+    assert "zero weights" in {d.law for d in v.details}, str(v)
+
+
+def test_an_example_empty_alone_is_not_blamed_on_B_minus_1():
+    """A token mean with no guard for 0 tokens, declared a plain mean: the
+    empty sequence alone is 0/0. That is the missing weight, not a division
+    by B - 1: the message says so and asks for weights=."""
+    params, x, y, mask = cat.make_token_data(7, B=5, allow_empty=True)
+    v = gradcheck.check_reduction(cat.grad_token_mean_nan_when_empty, params, x, y, mask, reduction="mean")
+    text = _well_formed(v)
+    assert v.fails and "example 0 alone gives a non-finite gradient" in text, text
+    assert "B-1" not in text and "B - 1" not in text, text
+    assert "pass weights= with weight 0" in text, text
+    # Declared with its weights, the empty sequence is never called alone, and it holds.
+    _assert_holds(gradcheck.check_reduction(cat.grad_token_mean_nan_when_empty, params, x, y, mask,
+                                            reduction="mean", weights=mask.sum(axis=1)))
+
+
+def test_advice_to_pass_weights_only_to_a_caller_who_did_not():
+    params, x, labels, class_weight = cat.make_class_data(2, 7)
+    _, grad_fn = cat.make_class_weighted(class_weight)
+    without = str(gradcheck.check_reduction(grad_fn, params, x, labels, reduction="mean"))
+    assert "pass weights=" in without, without
+    wrong = np.ones(len(labels))  # passed, but not the weights the loss uses
+    passed = str(gradcheck.check_reduction(grad_fn, params, x, labels, reduction="mean", weights=wrong))
+    assert "pass weights=" not in passed and "the weights passed" in passed, passed
+
+
+def test_fitted_weights_are_shown_in_full_grouped_when_long():
+    # 14 examples, micro-batches of 4: 4, 4, 4, 2; the last two weigh 1/8, the others 1/16.
+    params, x, y = cat.make_data(5, 14)
+    v = gradcheck.check_reduction(cat.make_micro_batch_means(4), params, x, y, reduction="mean")
+    text = _well_formed(v)
+    assert v.fails and "0.0625 (examples 0–11); 0.125 (examples 12, 13)" in text, text
+    assert "micro-batches of 4 examples" in text, text
+
+
+def test_as_many_parameters_as_examples_gives_no_fitted_weights():
+    """With 4 parameters and 4 examples any gradient is some combination of the
+    examples' gradients, so fitted per-example weights would say nothing (they
+    come out negative and arbitrary). The checker measures what it can, the
+    shares at which two parts of a split merge, and shows no weights."""
+    params, x, y = cat.make_data(1, 4, d_in=1, hidden=1, d_out=1)
+    w = np.array([0.5, 2.0, 1.0, 3.0])
+    v = gradcheck.check_reduction(lambda p, x, y, w: cat._backprop(p, x, y, w / w.sum()), params, x, y, w,
+                                  reduction="mean")
+    text = _well_formed(v)
+    assert v.fails and "fitted a =" not in text, text
+    assert "shares" in text and "pass weights=" in text and "interact" not in text, text
 
 
 # ---------------------------------------------------------------- wrong gradients
