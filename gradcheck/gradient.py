@@ -43,6 +43,8 @@ class Comparison:
     @property
     def why(self) -> str:
         """Why finite differences cannot judge along this probe ("" if they can)."""
+        if self.probe.flat and not self.probe.resolved and self.claimed == 0:
+            return ""  # nothing changes, and grad_fn says so: nothing to judge, nothing wrong
         return _why(self.probe)
 
     @property
@@ -84,6 +86,7 @@ class _Setup:
         self.loss_fn = loss_fn
         self.oracle = LossOracle(self._loss64, self.x0)
         self._worst: np.ndarray | None = None
+        self._reach: np.ndarray | None = None
         self._pooled: np.ndarray | None = None
         self.kinked = np.zeros(self.x0.size, dtype=bool)  # entries the loss shows on a kink
         # Per entry, the best |v_j| / bound over the comparisons that decided:
@@ -106,21 +109,23 @@ class _Setup:
         # is handed float64 parameters; what it returns tells its precision.
         return self.loss_fn(self.td.unflatten(flat, dtype=np.float64), *copies(self.batch))
 
-    def _grad_at(self, flat: np.ndarray) -> np.ndarray:
+    def _grad_at(self, flat: np.ndarray, batch: tuple) -> np.ndarray:
         self.grad_calls += 1
         caller = GradCaller(self.grad_fn, self.td.unflatten(flat), self.td)
-        return caller(self.batch)
+        return caller(batch)
 
     def allowance(self) -> np.ndarray:
-        """Per entry, the measured rounding of grad_fn's output (numerics.GRAD_PATTERNS):
-        twice the largest second difference seen in the entry, or in a typical
-        (median) entry of its leaf if that is larger, so an entry whose own
-        samples happen to be small is covered by its neighbours'. Not the
-        leaf's largest, and not counting entries known to sit on a kink
-        (``self.kinked``): their gradient jumps between one-sided values under
-        a move of a few ulps, and must not lend that jump to the others."""
+        """Per entry, the measured rounding of grad_fn's output, doubled: the
+        larger of what a rounding looks like from outside (the jumps of
+        :meth:`_second_differences`, the reach of :meth:`_sensitivity`) in
+        the entry, or in a typical (median) entry of its leaf if that is
+        larger, so an entry whose own samples happen to be small is covered
+        by its neighbours'. Not the leaf's largest, and not counting entries
+        known to sit on a kink (``self.kinked``): their gradient jumps between
+        one-sided values under a move of a few ulps, and must not lend that
+        jump to the others."""
         if self._pooled is None:
-            worst = self._second_differences()
+            worst = np.maximum(self._second_differences(), self._sensitivity())
             self._pooled = np.empty(self.n)
             for leaf in self.td.leaves:
                 sl = slice(leaf.start, leaf.start + leaf.size)
@@ -136,18 +141,56 @@ class _Setup:
             self._pooled = None
 
     def _second_differences(self) -> np.ndarray:
-        """Per entry, the largest |g(x0 + s) + g(x0 - s) - 2 g(x0)| over the
-        sign patterns s (measured once)."""
+        """Per entry, the largest |g(+s) + g(-s) - 2 g(0)| over the sign
+        patterns s (numerics.GRAD_PATTERNS). Params and the batch's
+        real-valued arrays move together, by a few ulps of the coarser of
+        their dtype and the gradient's: a rounding that does not move with
+        them (the batch cast to float32 inside grad_fn) would otherwise look
+        like no rounding at all. The smooth change cancels; a rounding shows
+        as a jump of a cell wherever the moved values round unevenly."""
         if self._worst is None:
             rng = np.random.default_rng(1)  # fixed: part of the error model, not a draw
-            steps = _ulp_steps(self.td, self.x0)
             worst = np.zeros(self.n)
             for _ in range(nm.GRAD_PATTERNS):
-                s = rng.choice([-1.0, 1.0], size=self.n) * steps
-                second = np.abs(self._grad_at(self.x0 + s) + self._grad_at(self.x0 - s) - 2 * self.g)
+                s, ds = self._moves(rng, half=True, coarse_params=True)
+                second = np.abs(self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0))
+                                + self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0)) - 2 * self.g)
                 worst = np.maximum(worst, np.where(np.isfinite(second), second, 0.0))
             self._worst = worst
         return self._worst
+
+    def _sensitivity(self) -> np.ndarray:
+        """Per entry, how far the gradient moves when every input it is
+        computed from (params and real-valued batch entries held no coarser
+        than the gradient) is off by one cell of the gradient's dtype, with
+        random signs: |g(+s) - g(-s)| / 2 per cell moved. A rounding is at
+        most half a cell of the value it rounds, so this is the reach of the
+        roundings of inputs and of the intermediate values that move with
+        them, whether or not a second difference happens to see them jump."""
+        if self._reach is None:
+            rng = np.random.default_rng(2)
+            s, ds = self._moves(rng, half=False, coarse_params=False)
+            cells = _cells_moved(self, s, ds)
+            if cells == 0:
+                self._reach = np.zeros(self.n)
+            else:
+                first = np.abs(self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0))
+                               - self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0))) / (2 * cells)
+                self._reach = np.where(np.isfinite(first), first, 0.0)
+        return self._reach
+
+    def _moves(self, rng: np.random.Generator, *, half: bool, coarse_params: bool) -> tuple:
+        """Random moves of the params and of the batch's real-valued arrays
+        (see :func:`_ulp_steps`); params held coarser than the gradient stay
+        still unless ``coarse_params``."""
+        s = np.zeros(self.n)
+        for leaf in self.td.leaves:
+            if coarse_params or np.finfo(leaf.dtype).eps <= np.finfo(self.g_dtype).eps:
+                sl = slice(leaf.start, leaf.start + leaf.size)
+                s[sl] = _ulp_steps(rng, self.x0[sl], leaf.dtype, self.g_dtype, half=half)
+        ds = [_ulp_steps(rng, np.asarray(a, np.float64).ravel(), np.asarray(a).dtype, self.g_dtype, half=half)
+              if _continuous(a) else None for a in self.batch]
+        return s, ds
 
     def probe(self, v: np.ndarray) -> Probe:
         moved = v != 0
@@ -158,7 +201,7 @@ class _Setup:
         """grad_fn against finite differences along ``v`` (``probe``: the
         oracle's answer along it, if already taken)."""
         moved = v != 0
-        probe = probe or self.probe(v)
+        probe = self.oracle.assess(probe) if probe is not None else self.probe(v)
         claimed = float(np.sum(v * self.g))
         modelled = float(nm.sum_rounding(np.sum(np.abs(v * self.g)), self.g_dtype, int(moved.sum())))
         measured = float(np.sum(np.abs(v) * self.allowance()))
@@ -188,21 +231,53 @@ class _Setup:
         return v
 
 
-def _ulp_steps(td: TreeDef, x: np.ndarray) -> np.ndarray:
-    """Per entry, a move of numerics.GRAD_ULPS ulps in the leaf's own dtype that
-    is exactly representable both ways (0 where it is not, at a binade edge)."""
-    steps = np.zeros(x.size)
-    for leaf in td.leaves:
-        sl = slice(leaf.start, leaf.start + leaf.size)
-        dt = leaf.dtype
-        xs = x[sl].astype(dt)
-        step = (nm.GRAD_ULPS * np.spacing(np.maximum(np.abs(xs), np.finfo(dt).tiny))).astype(dt)
-        with np.errstate(over="ignore", invalid="ignore"):
-            up, down = (xs + step).astype(np.float64), (xs - step).astype(np.float64)
-        s64 = step.astype(np.float64)
-        ok = (up - x[sl] == s64) & (x[sl] - down == s64)
-        steps[sl] = np.where(ok, s64, 0.0)
-    return steps
+def _ulp_steps(rng: np.random.Generator, x: np.ndarray, dtype: np.dtype, grad_dtype: np.dtype, *,
+               half: bool) -> np.ndarray:
+    """Per entry of ``x`` (values held in ``dtype``), a move by a random sign
+    and numerics.GRAD_ULPS +- 1 ulps of the coarser of ``dtype`` and the
+    gradient's dtype, exactly representable in ``dtype`` both ways (0 where
+    it is not, at a binade edge). With ``half``, where ``dtype`` is the finer
+    one, the move is a whole number of cells and a half: grad_fn casts such a
+    value to its own dtype, and a second difference sees that rounding only
+    where the moved values round unevenly, which half a cell guarantees (a
+    whole number keeps each value's place in its cell)."""
+    dt = np.dtype(dtype)
+    finer = np.finfo(dt).eps < np.finfo(grad_dtype).eps
+    coarse = np.dtype(grad_dtype) if finer else dt
+    own = np.spacing(np.maximum(np.abs(x), np.finfo(dt).tiny).astype(dt)).astype(np.float64)
+    cell = np.spacing(np.maximum(np.abs(x), np.finfo(coarse).tiny).astype(coarse)).astype(np.float64)
+    cells = rng.integers(nm.GRAD_ULPS - 1, nm.GRAD_ULPS + 2, size=x.size) + (0.5 if finer and half else 0.0)
+    step = rng.choice([-1.0, 1.0], size=x.size) * np.maximum(np.round(cells * cell / own), 1.0) * own
+    with np.errstate(over="ignore", invalid="ignore"):
+        up = (x + step).astype(dt).astype(np.float64)
+        down = (x - step).astype(dt).astype(np.float64)
+    return np.where((up - x == step) & (x - down == step), step, 0.0)
+
+
+def _cells_moved(s: "_Setup", steps: np.ndarray, data: list) -> float:
+    """The fewest cells of the gradient's dtype any moved input moved by."""
+    dt = s.g_dtype
+    parts = [(steps, s.x0)] + [(m, np.asarray(a, np.float64).ravel()) for m, a in zip(data, s.batch) if m is not None]
+    least = np.inf
+    for m, x in parts:
+        on = m != 0
+        if np.any(on):
+            cell = np.spacing(np.maximum(np.abs(x[on]), np.finfo(dt).tiny).astype(dt)).astype(np.float64)
+            least = min(least, float(np.min(np.abs(m[on]) / cell)))
+    return 0.0 if least == np.inf else least
+
+
+def _continuous(a: np.ndarray) -> bool:
+    """A real-valued batch array that can move by ulps: not integers, and not
+    whole numbers held as floats (labels, masks, counts: moving those changes
+    what they mean)."""
+    a = np.asarray(a)
+    return bool(np.issubdtype(a.dtype, np.floating) and a.size and np.any(a != np.round(a)))
+
+
+def _moved(batch: tuple, moves: list, sign: float) -> tuple:
+    return tuple(a if m is None else (np.asarray(a, np.float64) + sign * m.reshape(np.shape(a))).astype(
+        np.asarray(a).dtype) for a, m in zip(batch, moves))
 
 
 def check_gradient(loss_fn: Callable[..., Any], grad_fn: Callable[..., Any], params: Any,
@@ -393,6 +468,7 @@ def _full(s: _Setup, rng: np.random.Generator, requested: float) -> Verdict:
     # gradient's rounding is pooled over each leaf.
     probes = [s.probe(s.entry_direction(j)) for j in range(s.n)]
     s.mark_kinked(np.array([p.kink for p in probes]))
+    s.oracle.avoid(np.array([bool(_why(p)) for p in probes]))
     comps = [s.compare(s.entry_direction(j), probes[j]) for j in range(s.n)]
     bad = [j for j, c in enumerate(comps) if c.outcome == FAILS]
     odd = [j for j, c in enumerate(comps) if c.outcome == UNDETERMINED]
@@ -445,7 +521,13 @@ def _undetermined(s: _Setup, v: Verdict, odd: dict, labels: list[str]) -> Verdic
     listed = ", ".join(label for label, _ in which[:MAX_NAMED])
     more = f" and {len(which) - MAX_NAMED} more" if len(which) > MAX_NAMED else ""
     judged = _judged_text(s, v)
-    if reason == PRECISION_LIMITED:
+    if reason == PRECISION_LIMITED and c.probe.flat:
+        reach = s.oracle.h * max(map(abs, nm.NOISE_WIDE)) * nm.NOISE_WIDENING ** nm.NOISE_WIDENINGS
+        text = (f"the loss does not change at all along {listed}{more} (nor within {reach:.1e} along "
+                f"another direction), while grad_fn says it does: either grad_fn is wrong or the loss's "
+                f"rounding hides every change of it (a small difference of large terms); finite "
+                f"differences cannot tell")
+    elif reason == PRECISION_LIMITED:
         text = _unresolved_text(s)
     elif reason == NON_FINITE_LOSS:
         text = f"loss_fn returned a non-finite value within {4 * s.oracle.h:.2e} of params along {listed}{more}"
@@ -565,10 +647,12 @@ def _narrow(s: _Setup, direction: np.ndarray) -> _Hunt:
 
     leaves = [(leaf.start, leaf.start + leaf.size) for leaf in s.td.leaves]
     odd_single, odd_wide = _descend(leaves, lambda b: bool(_why(probe(b))))
-    kinked = np.zeros(s.n, bool)
-    for lo, _ in odd_single:
-        kinked[lo] = probes[(lo, lo + 1)].kink
+    kinked, odd = np.zeros(s.n, bool), np.zeros(s.n, bool)
+    for lo, hi in odd_single + odd_wide:
+        kinked[lo:hi] = probes[(lo, hi)].kink and hi - lo == 1
+        odd[lo:hi] = True
     s.mark_kinked(kinked)
+    s.oracle.avoid(odd)
     comps: dict[tuple[int, int], Comparison] = {}
 
     def fails(b: tuple[int, int]) -> bool:

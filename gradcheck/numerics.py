@@ -66,11 +66,10 @@ NOISE_WIDENING = 16.0
 # The ladder cannot see the function when a smooth fit over the wide range
 # leaves residuals of this fraction of the values' spread: values that are
 # pure noise (rounding bigger than the change, or an oscillation faster than
-# the step) leave at least 19 % (0.1 % quantile, 10^5 Gaussian draws), a fit
-# that follows the function leaves far less, and so does one kink anywhere in
-# the range (at most 12 % over kink positions and slopes; a kink at the point
-# itself is in the fit's basis and leaves nothing).
-UNRESOLVED_FRACTION = 0.15
+# the step) leave at least 12 % (0.1 % quantile, 10^4 Gaussian draws), a fit
+# that follows the function leaves far less, and one kink or seam anywhere
+# in the range leaves nothing (a hinge is in the fit's basis).
+UNRESOLVED_FRACTION = 0.1
 
 # The rounding of a gradient entry is the rounding of the terms summed into
 # it (per-example terms near a minimum are far larger than their sum), which
@@ -83,7 +82,7 @@ UNRESOLVED_FRACTION = 0.15
 # to pool with); simulated on Gaussian errors, twice the largest of them
 # falls below the error at params in under 2e-4 of entries, and then only
 # where C_GRAD does not cover it either.
-GRAD_ULPS = 4.0
+GRAD_ULPS = 4
 GRAD_PATTERNS = 4
 GRAD_NOISE_SAFETY = 2.0
 

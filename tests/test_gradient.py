@@ -117,9 +117,9 @@ def test_relative_error_is_caught_in_both_modes(rel, case):
 
 N_BIG = 100_000
 # Calls made once per check: loss_fn at params and at the points of its noise
-# measurement, grad_fn at params and at the two moved points of each pattern
-# that measures its rounding.
-OVERHEAD = 1 + len(nm.NOISE_WIDE) + len(nm.NOISE_NARROW) + 1 + 2 * nm.GRAD_PATTERNS
+# measurement; grad_fn at params, at the two moved points of each pattern that
+# measures its rounding, and at the two that measure its sensitivity.
+OVERHEAD = 1 + len(nm.NOISE_WIDE) + len(nm.NOISE_NARROW) + 1 + 2 * nm.GRAD_PATTERNS + 2
 SHAPES = {"W": (250, 300), "b": (25_000,)}  # 75,000 + 25,000 = 10^5 entries
 
 
