@@ -66,7 +66,8 @@ def _property_row(p: PropertyReport) -> str:
         must, figure = "holds on every case", _ratio(p.worst)
     else:
         must, figure = "a witness exists", _ratio(p.verdict) if p.witness is not None else "—"
-    outcome = p.outcome if not p.note else f"{p.outcome}: {p.note}"
+    outcome = "found" if p.mode == "witness" and p.outcome == HOLDS else p.outcome
+    outcome = outcome if not p.note else f"{outcome}: {p.note}"
     return f"| {escape(p.name)} | {must} | {escape(outcome)} | {p.cases} | {p.undetermined} | {figure} |"
 
 
@@ -172,8 +173,8 @@ def claims_index(reports: Sequence[ClaimReport], build: Build, figures: Iterable
 # ------------------------------------------------------------------ real losses
 
 
-def real_losses(torch_rows: Sequence[TorchRow], sklearn_rows: Sequence[SklearnRow]) -> str:
-    """The two tables of the real-losses page."""
+def real_losses(torch_rows: Sequence[TorchRow], sklearn_rows: Sequence[SklearnRow], weights: str) -> str:
+    """The two tables of the real-losses page; ``weights`` shows the class weights the rows used."""
     torch_lines = ["| loss (torch.nn) | targets | infer_reduction / check_reduction say | the summed loss is divided by |",
                    "| --- | --- | --- | --- |"]
     for r in torch_rows:
@@ -184,7 +185,8 @@ def real_losses(torch_rows: Sequence[TorchRow], sklearn_rows: Sequence[SklearnRo
     sk_lines = ["| objective | data term | penalty weight | infer_reduction says |", "| --- | --- | --- | --- |"]
     for r in sklearn_rows:
         sk_lines.append(f"| `{r.model}` | {escape(r.data)} | {escape(r.penalty)} | {escape(r.says)} |")
-    return "\n".join(["## PyTorch's loss modules", "", *torch_lines, "",
+    return "\n".join(["## PyTorch's loss modules", "", f"The class weights are w = {weights}.", "",
+                      *torch_lines, "",
                       "## scikit-learn's training objectives", "", *sk_lines, ""])
 
 
@@ -202,8 +204,16 @@ def _cells(line: str, spans: list[tuple[int, int]]) -> list[str]:
     return [line[s:e].strip() for s, (_, e) in zip(starts, spans)]
 
 
+def with_code(text: str) -> str:
+    """Escaped text whose `backtick spans` stay code."""
+    parts = " ".join(text.split()).split("`")
+    return "".join(f"`{p}`" if i % 2 else re.sub(r"([\\*_\[\]<>|#])", r"\\\1", p) for i, p in enumerate(parts))
+
+
 def benchmark_record(readme: str) -> tuple[str, list[list[str]]]:
     """The "Run on ..." paragraph and the result table of benchmarks/README.md's Results section."""
+    if "## Results" not in readme:
+        raise ValueError("benchmarks/README.md has no ## Results section")
     section = readme.split("## Results", 1)[1]
     run = re.search(r"^Run on .*?(?=\n\n)", section, re.S | re.M)
     block = re.search(r"```\n(.*?)```", section, re.S)
@@ -217,11 +227,14 @@ def benchmark_record(readme: str) -> tuple[str, list[list[str]]]:
 
 
 def peers(readme: str) -> str:
-    """The benchmark record as a table, with the run it was copied from."""
+    """The benchmark record as a table, with the run it was copied from and its note on dashes."""
     run, rows = benchmark_record(readme)
     header = ["measurement"] + rows[0][1:]
     lines = ["| " + " | ".join(escape(h) for h in header) + " |",
              "| --- |" + " ---: |" * (len(header) - 1)]
     lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows[1:]]
+    limits = re.search(r"^Cost limits:.*?(?=\n\n)", readme, re.S | re.M)
+    note = ([f"A dash with [a] or [c] marks a check left out at that size for its cost. The record says "
+             f"why: *{with_code(limits.group(0))}*", ""] if limits else [])
     return "\n".join([f"Copied by this build from `benchmarks/README.md`, which records this run: "
-                      f"*{escape(run)}*", "", *lines, ""])
+                      f"*{with_code(run)}*", "", *lines, "", *note])

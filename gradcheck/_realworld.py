@@ -22,7 +22,7 @@ import numpy as np
 
 from .reduction import check_reduction, infer_reduction
 
-__all__ = ["TorchRow", "SklearnRow", "torch_rows", "sklearn_rows", "judge_torch", "judge_sklearn"]
+__all__ = ["TorchRow", "SklearnRow", "torch_rows", "sklearn_rows", "judge_torch", "judge_sklearn", "class_weights"]
 
 B, C, D = 6, 4, 3  # batch size, classes or outputs, input features: small, so a row takes ~1 s
 
@@ -75,6 +75,11 @@ def _class_weights() -> Any:
     import torch
 
     return torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
+
+
+def class_weights() -> str:
+    """The class weights ``w`` of the weighted rows, as the page shows them."""
+    return "(" + ", ".join(f"{v:g}" for v in _class_weights().tolist()) + ")"
 
 
 def _torch_loss(code: str, reduction: str | None = None) -> Any:
