@@ -40,7 +40,9 @@ class Build:
 
 def escape(text: str) -> str:
     """Text safe inside a Markdown table cell or paragraph (no markup, no cell breaks)."""
-    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", " ".join(str(text).split()))
+    # Runs of whitespace become one space, but a leading or trailing one stays: the
+    # pieces of a sentence around a link are escaped one by one.
+    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", re.sub(r"\s+", " ", str(text)))
 
 
 def claim_link(cid: str, label: str | None = None) -> str:
@@ -58,7 +60,8 @@ def _ratio(v: Verdict | None) -> str:
     if v is None:
         return "—"
     rel = "≤" if v.error <= v.tolerance else ">"
-    return f"{v.error:.1e} {rel} {v.tolerance:.1e}"
+    # Code with no-break spaces: a number never breaks across lines at its exponent.
+    return f"`{v.error:.1e}\u00a0{rel}\u00a0{v.tolerance:.1e}`"
 
 
 def _property_row(p: PropertyReport) -> str:
@@ -92,16 +95,38 @@ def _wrapped_case(case: object, width: int = 96) -> str:
     return "\n".join(lines)
 
 
+def _heading(p: PropertyReport) -> str:
+    return "Witness" if p.mode == "witness" and p.outcome == HOLDS else "Counterexample"
+
+
 def _witness_section(p: PropertyReport) -> list[str]:
     v = p.verdict
-    if v is None:
-        return []
-    heading = "Witness" if p.mode == "witness" and p.outcome == HOLDS else "Counterexample"
-    return [f"### {heading}: {escape(p.name)}", "",
+    return [f"### {_heading(p)}: {escape(p.name)}", "",
             f"{escape(v.message)}", "",
             "```text", v.numbers(), "```", "",
             "The smallest case Hypothesis shrank it to:", "",
             "```text", _wrapped_case(p.witness), "```", ""]
+
+
+def _one_line(case: object) -> str:
+    """A case's repr on one line, safe inside a table's code cell."""
+    return " ".join(repr(case).split()).replace("|", "\\|")
+
+
+def _witness_table(found: list[PropertyReport]) -> list[str]:
+    """Many witnesses as one table, so the page stays short enough to scan."""
+    rows = [f"| {_heading(p)}: {escape(p.name)} | {escape(p.verdict.message)} | {_ratio(p.verdict)} | "
+            f"`{_one_line(p.witness)}` |" for p in found]
+    return ["## Witnesses", "", "Each is the smallest case Hypothesis shrank the failure to.", "",
+            "| property | what it shows | error vs tolerance | shrunk case |", "| --- | --- | --- | --- |",
+            *rows, ""]
+
+
+def _witnesses(report: ClaimReport) -> list[str]:
+    found = [p for p in report.properties if p.verdict is not None]
+    if len(found) > 2:
+        return _witness_table(found)
+    return [line for p in found for line in _witness_section(p)]
 
 
 def _figure_section(fig: Figure) -> list[str]:
@@ -131,10 +156,9 @@ def claim_page(report: ClaimReport, build: Build, figures: Sequence[Figure] = ()
         lines += ["## Figures of this build", "", *_properties_table(report), "",
                   "Error and bound are those of the closest case to its bound (for a property that must "
                   "hold) or of the witness (where the law must fail, by far more than its tolerance).", ""]
-    for p in report.properties:
-        lines += _witness_section(p)
     for fig in figures:
         lines += _figure_section(fig)
+    lines += _witnesses(report)
     lines += [f"*Built {build.date} on {escape(build.machine)}.*", ""]
     return "\n".join(lines)
 

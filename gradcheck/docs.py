@@ -154,6 +154,17 @@ def _generate(paths: _Paths, ids: tuple[str, ...], examples: int, seed: int | No
                        "derandomized" if seed is None else f"seed {seed}", ids)
     # The tutorial runs in its own process meanwhile: the build's two longest parts overlap.
     tutorial = _Tutorial(paths.stage / "tutorial", gen)
+    try:
+        _measure(paths, ids, examples, seed, info, log)
+        with _phase(log, "tutorial (pytest)"):
+            tutorial.finish()
+    finally:
+        tutorial.stop()  # a build that failed elsewhere leaves no pytest running
+
+
+def _measure(paths: _Paths, ids: tuple[str, ...], examples: int, seed: int | None, info: pages.Build,
+             log: TextIO) -> None:
+    gen = paths.stage / GENERATED
     with _phase(log, "plots"):
         figures = plots.draw_all(gen / "figures")
     with _phase(log, f"claims ({len(ids)}, {examples} cases per property)"):
@@ -165,8 +176,6 @@ def _generate(paths: _Paths, ids: tuple[str, ...], examples: int, seed: int | No
             rw.class_weights()))
     (gen / "peers.md").write_text(pages.peers((paths.root / "benchmarks" / "README.md").read_text()))
     (gen / "build.md").write_text(_build_facts(info))
-    with _phase(log, "tutorial (pytest)"):
-        tutorial.finish()
 
 
 def _machine() -> str:
@@ -226,6 +235,11 @@ class _Tutorial:
                             f"({'; '.join(wrong) or 'no test ran'}):\n{output}")
         (self.gen / "tutorial_passed.txt").write_text(_pytest_lines(output, self.PASS))
         (self.gen / "tutorial_failed.txt").write_text(_failure_messages(output))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def _outcomes(self) -> dict[str, str]:
         import xml.etree.ElementTree as ET
