@@ -115,7 +115,10 @@ def _one_line(case: object) -> str:
 
 def _witness_table(found: list[PropertyReport]) -> list[str]:
     """Many witnesses as one table, so the page stays short enough to scan."""
-    rows = [f"| {_heading(p)}: {escape(p.name)} | {escape(p.verdict.message)} | {_ratio(p.verdict)} | "
+    def label(p: PropertyReport) -> str:  # under "Witnesses", only a counterexample needs saying so
+        return escape(p.name) if _heading(p) == "Witness" else f"{_heading(p)}: {escape(p.name)}"
+
+    rows = [f"| {label(p)} | {escape(p.verdict.message)} | {_ratio(p.verdict)} | "
             f"`{_one_line(p.witness)}` |" for p in found]
     return ["## Witnesses", "", "Each is the smallest case Hypothesis shrank the failure to.", "",
             "| property | what it shows | error vs tolerance | shrunk case |", "| --- | --- | --- | --- |",

@@ -82,7 +82,8 @@ def problem(n: int = 30) -> Problem:
     x = rng.normal(size=(n, 2))
     y = (np.sin(2 * x[:, :1]) + 0.5 * x[:, 1:]) + 0.1 * rng.normal(size=(n, 1))
     net = Network((2, 8, 1), activation="tanh", loss="squared")
-    return Problem(net, tree_def(net.init(seed=0)).flatten(net.init(seed=0)), x, y)
+    params = net.init(seed=0)
+    return Problem(net, tree_def(params).flatten(params), x, y)
 
 
 # ------------------------------------------------------------------ drawing

@@ -94,6 +94,8 @@ def build(*, source: str | Path | None = None, out: str | Path | None = None,
         paths = _Paths(src, src.parent, Path(tmp) / "src", Path(out) if out else src / "_build" / "html")
         shutil.copytree(src, paths.stage, ignore=shutil.ignore_patterns("_build", "__pycache__"))
         _generate(paths, ids, examples, seed, log)
+        if (paths.out / ".buildinfo").exists():  # a previous site: its pages of other claims would linger
+            shutil.rmtree(paths.out)
         with _phase(log, "sphinx"):
             _sphinx(paths, Path(tmp) / "doctrees", strict, log)
     return paths.out / "index.html"
