@@ -62,9 +62,9 @@ def _why(p: Probe) -> str:
         return NOT_DIFFERENTIABLE
     if not p.resolved:
         return PRECISION_LIMITED
-    # A kink or seam within the ladder but not at the point, or a loss that
-    # changes faster than the step: the ladder does not follow the h^2 law,
-    # so it can vouch neither for the gradient nor against it.
+    # The ladder does not converge as the step shrinks (a loss that changes
+    # faster than the step, or kinks within the ladder on both sides): it can
+    # vouch neither for the gradient nor against it.
     return "" if p.smooth else NOT_DIFFERENTIABLE
 
 
@@ -532,15 +532,14 @@ def _undetermined(s: _Setup, v: Verdict, odd: dict, labels: list[str]) -> Verdic
     elif reason == NON_FINITE_LOSS:
         text = f"loss_fn returned a non-finite value within {4 * s.oracle.h:.2e} of params along {listed}{more}"
     elif c.probe.kink:
+        others = ", ".join(label for label, _ in which[1:MAX_NAMED])
         text = (f"not differentiable here: along {lab} the one-sided differences are "
                 f"{c.probe.backward:.6g} (backward) and {c.probe.forward:.6g} (forward), and their gap "
-                f"does not close as the step shrinks" + (f" (likewise along {listed[len(lab) + 2:]}{more})"
-                                                         if len(which) > 1 else ""))
+                f"does not close as the step shrinks" + (f" (likewise along {others}{more})" if others else ""))
     else:
-        text = (f"not differentiable near here: along {listed}{more} the finite differences do not follow "
-                f"the h^2 law of a smooth function (a kink or seam of the loss within {4 * s.oracle.h:.2e} "
-                f"of params, or a loss that changes faster than the step can follow), so they cannot judge "
-                f"the gradient there")
+        text = (f"not differentiable near here: along {listed}{more} the finite differences do not converge "
+                f"as the step shrinks (kinks of the loss within {4 * s.oracle.h:.2e} of params, or a loss "
+                f"that changes faster than the step can follow), so they cannot judge the gradient there")
     return v.with_(outcome=UNDETERMINED, reason=reason, error=c.error, tolerance=c.bound,
                    message=text + judged)
 
@@ -548,6 +547,8 @@ def _undetermined(s: _Setup, v: Verdict, odd: dict, labels: list[str]) -> Verdic
 def _judged_text(s: _Setup, v: Verdict) -> str:
     if not np.any(s.seen > 0):
         return ""
+    if not np.isfinite(v.resolution):
+        return "; every entry finite differences could judge agrees with them"
     return (f"; every entry finite differences could judge agrees with them (to a relative error of "
             f"{v.resolution:.1e} in a typical entry)")
 
@@ -569,7 +570,8 @@ def _projection(s: _Setup, probes: int, rng: np.random.Generator, requested: flo
     failed = [k for k, c in enumerate(comps) if c.outcome == FAILS]
     odd = [k for k, c in enumerate(comps) if c.outcome == UNDETERMINED]
     if not failed and not odd:
-        return _finish(s, _numbers(s, comps, requested, everything), comps, "projection")
+        v = _numbers(s, comps, requested, everything)
+        return _finish(s, v.with_(resolution=max(v.resolution, _scaled_resolution(comps))), comps, "projection")
     if not failed and any(comps[k].why == PRECISION_LIMITED for k in odd):
         v = _numbers(s, comps, requested, everything)
         return _undetermined(s, v, {k: comps[k] for k in odd}, [labels[k] for k in odd])
@@ -590,6 +592,19 @@ def _projection(s: _Setup, probes: int, rng: np.random.Generator, requested: flo
     if not odd_comps:
         return _undetermined(s, v, {k: comps[k] for k in odd}, [labels[k] for k in odd])
     return _undetermined(s, v, odd_comps, [_block_name(s, lo, hi) for lo, hi in hunt.odd])
+
+
+def _scaled_resolution(comps: list[Comparison]) -> float:
+    """The smallest relative error in every entry alike (a gradient off by a
+    constant factor, the most common error that spreads) certain to be
+    caught: along probe v it changes <v, g> by that fraction, caught once it
+    passes twice the bound. A projection catches such an error along its best
+    probe; single wrong entries are covered by Setup.seen."""
+    best = np.inf
+    for c in comps:
+        if c.outcome != UNDETERMINED and abs(c.claimed) > nm.CATCH_FACTOR * c.bound:
+            best = min(best, nm.CATCH_FACTOR * c.bound / (abs(c.claimed) - nm.CATCH_FACTOR * c.bound))
+    return best
 
 
 def _projection_failure_text(s: _Setup, rng: np.random.Generator, c: Comparison, label: str,
@@ -628,48 +643,44 @@ def _halves(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _narrow(s: _Setup, direction: np.ndarray) -> _Hunt:
-    """Narrow a probe down to entries, in two passes, each starting from the
-    parameter arrays and halving blocks until single entries remain or more
-    than MAX_NAMED blocks are left. First the blocks finite differences
-    cannot judge (a kink, a non-finite value), by the loss alone; the entries
-    found on a kink then leave the gradient's pooled rounding. Then the
-    failing blocks. Each block is probed with the probe's own weights on it,
-    so a wrong entry keeps the weight that exposed it while the bound shrinks
-    with the block."""
+    """Narrow a probe down to entries: starting from the parameter arrays,
+    halve every block that fails or cannot be judged (a kink, a non-finite
+    value) until single entries remain or more than MAX_NAMED blocks are
+    left. Each block is probed with the probe's own weights on it, so a wrong
+    entry keeps the weight that exposed it while the bound shrinks with the
+    block. Then the entries found near a kink leave the loss's noise
+    measurement and the gradient's pooled rounding, where they could have
+    widened every bound, and the blocks are judged again (no new evaluations
+    but for the halves of a block that fails only now)."""
     probes: dict[tuple[int, int], Probe] = {}
-
-    def probe(b: tuple[int, int]) -> Probe:
-        if b not in probes:
-            v = np.zeros_like(direction)
-            v[b[0]:b[1]] = direction[b[0]:b[1]]
-            probes[b] = s.probe(v)
-        return probes[b]
-
-    leaves = [(leaf.start, leaf.start + leaf.size) for leaf in s.td.leaves]
-    odd_single, odd_wide = _descend(leaves, lambda b: bool(_why(probe(b))))
-    kinked, odd = np.zeros(s.n, bool), np.zeros(s.n, bool)
-    for lo, hi in odd_single + odd_wide:
-        kinked[lo:hi] = probes[(lo, hi)].kink and hi - lo == 1
-        odd[lo:hi] = True
-    s.mark_kinked(kinked)
-    s.oracle.avoid(odd)
     comps: dict[tuple[int, int], Comparison] = {}
 
-    def fails(b: tuple[int, int]) -> bool:
-        v = np.zeros_like(direction)
-        v[b[0]:b[1]] = direction[b[0]:b[1]]
-        comps[b] = s.compare(v, probe(b))
-        return comps[b].outcome == FAILS
+    def open_(b: tuple[int, int]) -> bool:
+        v = np.where(_mask(s.n, b), direction, 0.0)
+        if b not in probes:
+            probes[b] = s.probe(v)
+        comps[b] = s.compare(v, probes[b])
+        return comps[b].outcome != HOLDS
 
-    judged = [b for b in probes if not _why(probes[b])]
-    failing = [b for b in judged if fails(b)]
+    leaves = [(leaf.start, leaf.start + leaf.size) for leaf in s.td.leaves]
+    singles, wide = _descend(leaves, open_)
+    odd = [b for b in singles + wide if comps[b].outcome == UNDETERMINED]
+    kinked, unjudged = np.zeros(s.n, bool), np.zeros(s.n, bool)
+    for lo, hi in odd:
+        unjudged[lo:hi] = True
+        kinked[lo] = hi - lo == 1 and comps[(lo, hi)].probe.kink
+    s.mark_kinked(kinked)
+    s.oracle.avoid(unjudged)
+    for b in list(probes):
+        open_(b)
+    failing = [b for b in comps if comps[b].outcome == FAILS]
     top = [b for b in failing if not any(a != b and a[0] <= b[0] and b[1] <= a[1] for a in failing)]
-    found, wide = _descend(top, fails)
-    odd = odd_single + odd_wide
-    for b in odd:
-        comps[b] = s.compare(np.where(_mask(s.n, b), direction, 0.0), probes[b])
-    return _Hunt(sorted(lo for lo, _ in found), wide, odd, comps,
-                 {b[0]: comps[b] for b in leaves if b in comps and comps[b].outcome == FAILS})
+    more_singles, more_wide = _descend(top, open_)
+    singles, wide = list(dict.fromkeys(singles + more_singles)), list(dict.fromkeys(wide + more_wide))
+    found = sorted(lo for lo, hi in singles if comps[(lo, hi)].outcome == FAILS)
+    odd = [b for b in singles + wide if comps[b].outcome == UNDETERMINED]
+    return _Hunt(found, [b for b in wide if comps[b].outcome == FAILS], odd, comps,
+                 {b[0]: comps[b] for b in leaves if comps[b].outcome == FAILS})
 
 
 def _mask(n: int, b: tuple[int, int]) -> np.ndarray:

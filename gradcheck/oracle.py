@@ -34,7 +34,7 @@ class Probe:
     kink: bool  # one-sided differences disagree and do not close as h shrinks
     finite: bool  # every loss value on the ladder was finite
     evaluations: int
-    smooth: bool = True  # the ladder follows the h^2 law: no kink, seam or fast oscillation within 4h
+    smooth: bool = True  # the ladder converges as h shrinks (not an oscillation faster than the step)
     resolved: bool = True  # the loss's change over the ladder's range stands out of its noise
     ladder: tuple[float, ...] = field(default=(), repr=False)  # f0, f(+h, +2h, +4h), f(-h, -2h, -4h)
     flat: bool = False  # every value on the ladder equals f0 exactly
@@ -287,29 +287,30 @@ def _truncation(d: list[float], r2: float) -> float:
 
 
 def _is_smooth(second: list[float], d: list[float], h: float, noise: float) -> bool:
-    """The ladder follows the h^2 law of a smooth function, in its even and
-    its odd part.
+    """The ladder converges as the step shrinks, in its odd and its even part,
+    at first order or better: then _truncation bounds its error.
 
-    Even: the second differences s(k) = f(+kh) + f(-kh) - 2 f0 are
-    k^2 h^2 D2 + k^4 h^4 D4 / 12 + ... (Dn the n-th directional derivative),
-    so s(4) = 16 s(1) up to 20 h^4 D4, far below rounding for any D4 a network
-    produces. Each s carries at most 4 noise of rounding, so s(4) - 16 s(1)
-    carries 68 noise; beyond twice that, the ladder is not smooth.
-
-    Odd: the central differences D(kh) = D1 + k^2 h^2 D3 / 6 + k^4 h^4 D5 / 120
-    make D(4h) - 5 D(2h) + 4 D(h) = h^4 D5 (256 - 80 + 4) / 120 ... far below
-    rounding again, while rounding puts at most (1/4 + 5/2 + 4) noise / h into
-    it; beyond twice that, the ladder is not smooth. An oscillation that the
-    steps alias (period near h) keeps the second differences near zero, but
-    not this one.
+    Where f is smooth, the central differences D(kh) = D1 + k^2 h^2 D3 / 6 +
+    ... approach the derivative as h^2, so the gap D(h) - D(2h) is a quarter of
+    D(2h) - D(4h); where f is only once differentiable within the ladder (a
+    seam: a Huber threshold, a ReLU squared) the error is first order and the
+    gap halves. Likewise the second differences s(k) = f(+kh) + f(-kh) - 2 f0
+    shrink as k^2 (as k at a kink, which _is_kink names). Beyond 0.6 of the
+    next gap (the same margin above one half as _is_kink's), plus twice what
+    rounding can put into the gaps (D(kh) carries noise / kh: 1.5 + 0.6 x 0.75
+    noise / h; each s carries 4 noise), the ladder does not converge: the loss
+    oscillates faster than the step can follow (an oscillation that the steps
+    alias moves the D(kh) at random), and no bound of its error can be read
+    off the ladder.
 
     ``noise`` is rounding alone (Noise.rounding, or the modelled floor), not
     the wide-range measurement, which an oscillation within 4h would inflate
     until any ladder looked smooth.
     """
-    even = abs(second[2] - 16 * second[0]) <= 2 * 68 * noise
-    odd = abs(d[2] - 5 * d[1] + 4 * d[0]) <= 2 * 6.75 * noise / h
-    return bool(even and odd)
+    odd = abs(d[0] - d[1]) <= 0.6 * abs(d[1] - d[2]) + 2 * (1.5 + 0.6 * 0.75) * noise / h
+    even_allowance = 2 * (4 + 0.6 * 4) * noise
+    even = all(abs(second[i]) <= 0.6 * abs(second[i + 1]) + even_allowance for i in (0, 1))
+    return bool(odd and even)
 
 
 def _is_kink(plus: list[float], minus: list[float], f0: float, h: float, noise: float) -> bool:

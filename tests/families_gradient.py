@@ -337,7 +337,7 @@ def long_sum(rng: np.random.Generator, d: int, N: int) -> Case:
 
 @st.composite
 def long_sums(draw) -> Case:
-    return long_sum(_seeded(draw), draw(st.integers(1, 4), label="d"), draw(st.integers(5_000, 20_000), label="N"))
+    return long_sum(_seeded(draw), draw(st.integers(1, 4), label="d"), draw(st.integers(8_000, 12_000), label="N"))
 
 
 # ---------------------------------------------------------------- oscillation

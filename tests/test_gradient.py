@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import gradcheck
 from gradcheck import numerics as nm
 from gradcheck import strategies as gs
-from gradcheck.nets import NETWORK_ACTIVATIONS, loss_gradient
+from gradcheck.nets import NETWORK_ACTIVATIONS, Network, loss_gradient
 
 MODES = ("full", "projection")
 UNDETERMINED_REASONS = {"not differentiable here", "precision-limited", "non-finite loss"}
@@ -231,6 +231,29 @@ def test_sign_flipped_leaf_is_named(case, data):
         text = str(v)
         assert v.fails, text
         assert f"params[{layer}]['{key}'] has the wrong sign" in text, text
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("sizes, W, b, x, y, key", [
+    ((2, 1), [[1.0], [0.0]], [1.0], [[0.0, 1.0]], [[0.0]], "W"),  # residual 1: Huber's threshold
+    ((1, 1), [[0.0]], [0.0], [[0.0]], [[1.0]], "b"),  # residual -1
+])
+def test_sign_flipped_leaf_at_a_huber_seam_is_named(mode, sizes, W, b, x, y, key):
+    """Found by random draws: a residual exactly on Huber's threshold, where
+    the loss is once differentiable. Its ladder converges at first order,
+    so the truncation bound holds and a sign flip is still a definite failure."""
+    net = Network(sizes, activation="identity", loss="huber", l2=1.0)
+    params = [{"W": np.array(W), "b": np.array(b)}]
+    loss_fn, grad_fn = _fns(net)
+
+    def flipped(p, x, y):
+        out = grad_fn(p, x, y)
+        out[0][key] = -out[0][key]
+        return out
+
+    v = gradcheck.check_gradient(loss_fn, flipped, params, np.array(x), np.array(y), mode=mode)
+    assert v.fails, str(v)
+    assert f"params[0]['{key}'] has the wrong sign" in str(v), str(v)
 
 
 # ---------------------------------------------------------------- misuse

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import gradcheck
@@ -24,9 +24,6 @@ import families_gradient as fg
 MODES = ("full", "projection")
 REASONS = {"not differentiable here", "precision-limited", "non-finite loss"}
 THOROUGH = settings.default.max_examples >= 1000
-# The long-sum family costs ~0.1 s a case; the others a few ms.
-CHEAP = settings(max_examples=max(10, settings.default.max_examples // 3),
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def _check(case: fg.Case, mode: str = "auto", **options) -> gradcheck.Verdict:
@@ -200,7 +197,8 @@ def test_a_tiny_loss_with_a_wrong_gradient_fails(scale, rel):
 @example(x=np.array([0.7]), n_kinks=3, kind="relu", offset=0.0, rel=1.0, data=None)
 def test_a_kink_does_not_hide_a_wrong_entry(mode, x, n_kinks, kind, offset, rel, data):
     """One smooth entry wrong beside ReLU zeros was "undetermined": it fails,
-    naming that entry, and says the kinked entries are not differentiable."""
+    naming that entry, and says the entries on a kink are not differentiable
+    (at 1.5 h from one the loss is differentiable at params: nothing to say)."""
     case = fg.kinked(x, n_kinks, kind, offset)
     j = n_kinks if data is None else data.draw(st.sampled_from(case.smooth), label="wrong entry")
     wrong, _ = fg.planted(case, rel, j)
@@ -208,7 +206,8 @@ def test_a_kink_does_not_hide_a_wrong_entry(mode, x, n_kinks, kind, offset, rel,
     text = str(v)
     assert v.fails, text
     assert f"params[{j}] (grad_fn" in text, text
-    assert "not differentiable" in text and "params[0]" in text, text
+    if offset == 0:
+        assert "not differentiable at" in text and "params[0]" in text, text
 
 
 # ---------------------------------------------------------------- every verdict states its resolution
