@@ -73,8 +73,6 @@ class _Setup:
 
     def __init__(self, loss_fn: Callable[..., Any], grad_fn: Callable[..., Any],
                  params: Any, batch: tuple[Any, ...]) -> None:
-        if not callable(loss_fn):
-            raise GradcheckUsageError(f"loss_fn={loss_fn!r} is not callable; pass the loss function")
         self.td: TreeDef = tree_def(params)
         self.batch = as_batch(batch) if batch else ()
         self.x0 = self.td.flatten(params)
@@ -309,6 +307,9 @@ def check_gradient(loss_fn: Callable[..., Any], grad_fn: Callable[..., Any], par
     probes = _args.count("probes", probes)
     seed = _args.seed(seed)
     requested = _args.resolution(resolution)
+    # Misuse is refused before any user code runs: NaN in the caller's own
+    # params or batch is theirs, not a finding about grad_fn.
+    _args.inputs(params, batch, loss_fn=loss_fn, grad_fn=grad_fn)
     s = _Setup(loss_fn, grad_fn, params, batch)
     early = _early_verdict(s, requested)
     if early is not None:
@@ -325,7 +326,7 @@ def check_gradient(loss_fn: Callable[..., Any], grad_fn: Callable[..., Any], par
 # ---------------------------------------------------------------- verdicts
 
 def _base(s: _Setup, outcome: str, error: float, tol: float, message: str, requested: float,
-          reason: str = "", resolution: float = np.nan) -> Verdict:
+          reason: str = "", resolution: float = np.inf) -> Verdict:
     dtype = f"loss in {s.oracle.precision.name}, gradient in {s.g_dtype.name}"
     return Verdict(CLAIM, LAW, outcome, error, tol, message, reason=reason, step=s.oracle.h,
                    dtype=dtype, evaluations=s.evaluations, resolution=resolution, requested=requested)
@@ -383,15 +384,18 @@ def _typical_size(s: _Setup, scope: np.ndarray) -> float:
     """The RMS size of grad_fn's entries; for a gradient that is exactly zero
     (a stationary point: a converged fit, a dead layer), the size a gradient
     entry has when the loss changes by its own value over a unit move of the
-    parameter (max(1, |x_j|), the step's unit). Zero has no relative error of
-    its own, and "grad_fn says 0" is then judged against the loss's scale
-    (the message says so)."""
+    parameter (max(1, |x_j|), the step's unit), or, for a loss of 0, by its
+    change over the ladder's range. Zero has no relative error of its own,
+    and "grad_fn says 0" is then judged against the loss's scale (the
+    message says so)."""
     if not np.any(scope):
         return 0.0
     rms = float(np.sqrt(np.mean(s.g[scope] ** 2)))
     if rms > 0:
         return rms
-    return abs(s.oracle.f0) / float(np.sqrt(np.mean(s.oracle.scale[scope] ** 2)))
+    noise = s.oracle.noise()
+    change = noise.spread / (2 * max(map(abs, nm.NOISE_WIDE)) * s.oracle.h)
+    return max(abs(s.oracle.f0), change) / float(np.sqrt(np.mean(s.oracle.scale[scope] ** 2)))
 
 
 def _finish(s: _Setup, v: Verdict, comps: list[Comparison], mode: str) -> Verdict:
@@ -401,8 +405,8 @@ def _finish(s: _Setup, v: Verdict, comps: list[Comparison], mode: str) -> Verdic
         size = _typical_size(s, np.ones(s.n, bool))
         return v.with_(message=f"grad_fn returns a zero gradient and finite differences agree: every "
                                f"entry is zero to within {v.resolution * size:.1e}, a relative "
-                               f"{v.resolution:.1e} of the gradient scale {size:.3e} of a loss of "
-                               f"{s.oracle.f0:.6g}")
+                               f"{v.resolution:.1e} of the gradient scale {size:.3e} of this loss "
+                               f"({s.oracle.f0:.6g} at params)")
     if v.resolution <= v.requested:
         return v.with_(message=f"grad_fn agrees with finite differences of loss_fn along "
                                f"{len(comps)} directions, to a relative error of {v.resolution:.1e} "
@@ -439,8 +443,9 @@ def _limit_text(s: _Setup) -> str:
 
 
 def _cancelling(s: _Setup) -> bool:
-    """The measured loss noise is far above what the loss's own value carries."""
-    return s.oracle.noise().level > 4 * nm.C_EVAL * s.oracle.eps * abs(s.oracle.f0)
+    """The measured loss noise is far above what the loss's own values carry."""
+    noise = s.oracle.noise()
+    return noise.level > 4 * nm.C_EVAL * s.oracle.eps * max(abs(s.oracle.f0), noise.size)
 
 
 def _advice(s: _Setup, v: Verdict, mode: str) -> str:
@@ -451,9 +456,10 @@ def _advice(s: _Setup, v: Verdict, mode: str) -> str:
         tips.append("compute the loss without subtracting large terms")
     if s.g_dtype != np.float64:
         tips.append(f"compute the gradient in float64 (it returns {s.g_dtype.name})")
-    if mode == "projection":
-        tips.append(f"mode='full' ({6 * s.n:,} loss evaluations; a projection sees each entry only "
-                    f"through its weight in a sum over all of them)")
+    full = _predicted_full_resolution(s) if mode == "projection" else np.inf
+    if full < v.resolution / 2:
+        tips.append(f"mode='full' (about {full:.0e} with {6 * s.n:,} loss evaluations: a projection sees "
+                    f"each entry only through its weight in a sum over all of them)")
     if np.isfinite(v.resolution) and v.resolution < 0.5:
         unit = 10.0 ** np.floor(np.log10(v.resolution))
         ask = float(np.ceil(v.resolution / unit * (1 - 1e-9)) * unit)  # one significant digit, up
@@ -757,13 +763,17 @@ def _ratio(c: Comparison) -> tuple[float, float] | None:
 
 def _full_would_help(s: _Setup, requested: float) -> bool:
     """A full check is within budget and, by the error model, would reach the
-    resolution: each entry alone carries the loss's rounding over the step
-    and its own gradient rounding, but no other entry's."""
-    if s.n > AUTO_FULL_LIMIT:
-        return False
+    resolution asked for."""
+    return s.n <= AUTO_FULL_LIMIT and _predicted_full_resolution(s) <= requested
+
+
+def _predicted_full_resolution(s: _Setup) -> float:
+    """The resolution a full check would reach by the error model (its
+    truncation aside): each entry alone carries the loss's rounding over the
+    step and its own gradient rounding, but no other entry's."""
     noise = max(s.oracle.noise().level, nm.C_EVAL * s.oracle.eps * abs(s.oracle.f0))
     rounding = nm.RICHARDSON_ROUNDING * noise / (s.oracle.h * s.oracle.scale)
-    per_entry = nm.CATCH_FACTOR * (rounding + s.allowance())
-    absolute = float(np.max(per_entry))
-    rms = float(np.sqrt(np.mean(s.g ** 2)))
-    return rms > absolute and absolute / (rms - absolute) <= requested
+    modelled = nm.sum_rounding(np.abs(s.g), s.g_dtype, 1)
+    absolute = float(np.max(nm.CATCH_FACTOR * (rounding + np.maximum(s.allowance(), modelled))))
+    rms = _typical_size(s, np.ones(s.n, bool))
+    return absolute / (rms - absolute) if rms > absolute else np.inf

@@ -57,6 +57,8 @@ class Noise:
     resolved: bool
     finite: bool = True
     flat: bool = False  # not one value differs from f0, even 4 h * NOISE_WIDENING^2 away
+    spread: float = 0.0  # max - min of the loss over the ladder's range along the measured direction
+    size: float = 0.0  # the largest |loss| seen there
 
     @property
     def unexplained(self) -> bool:
@@ -158,7 +160,7 @@ class LossOracle:
         grid = _grid(grid_values - self.f0) / 2  # round to nearest: half a cell
         level = nm.NOISE_SAFETY * max(r_wide, r_narrow, grid)
         rounding = nm.NOISE_SAFETY * max(r_narrow, grid)
-        return Noise(level, rounding, resolved, flat=flat)
+        return Noise(level, rounding, resolved, flat=flat, spread=spread, size=float(np.max(np.abs(wide))))
 
     def _widen(self, u: np.ndarray) -> tuple[bool, np.ndarray]:
         t = np.array(nm.NOISE_WIDE)

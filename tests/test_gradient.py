@@ -264,14 +264,48 @@ def _ok():
 
 @pytest.mark.parametrize("options, name", [
     ({"mode": "bogus"}, "mode="),
+    ({"mode": None}, "mode="),
     ({"probes": 0}, "probes="),
     ({"probes": -3}, "probes="),
     ({"probes": 2.5}, "probes="),
+    ({"probes": True}, "probes="),  # a bool is not a count (it passed before)
+    ({"seed": "x"}, "seed="),
+    ({"seed": -1}, "seed="),
+    ({"resolution": 0.0}, "resolution="),
+    ({"resolution": 1.5}, "resolution="),
+    ({"resolution": True}, "resolution="),
 ])
 def test_bad_options_are_misuse(options, name):
     loss, grad, w = _ok()
     with pytest.raises(gradcheck.GradcheckUsageError, match=name):
         gradcheck.check_gradient(loss, grad, w, **options)
+
+
+@pytest.mark.parametrize("options", [{"probes": np.int64(4)}, {"seed": np.uint32(7)}, {"resolution": np.float32(1e-2)}])
+def test_numpy_scalars_are_accepted_as_options(options):
+    loss, grad, w = _ok()
+    v = gradcheck.check_gradient(loss, grad, w, **options)
+    assert v.holds, str(v)
+
+
+@pytest.mark.parametrize("value, phrase", [
+    (None, "returned None"),
+    ("1.5", "returned '1.5'"),
+    (np.array([1.0, 2.0]), "per-example vector"),
+])
+def test_a_loss_that_is_not_one_number_is_misuse(value, phrase):
+    _, grad, w = _ok()
+    with pytest.raises(gradcheck.GradcheckUsageError, match="loss_fn") as info:
+        gradcheck.check_gradient(lambda w: value, grad, w)
+    assert phrase in str(info.value), str(info.value)
+
+
+def test_every_verdict_states_its_resolution():
+    loss, grad, w = _ok()
+    nan_grad = gradcheck.check_gradient(loss, lambda w: np.array([np.nan, 1.0]), w)
+    nan_loss = gradcheck.check_gradient(lambda w: float("nan"), grad, w)
+    for v in (gradcheck.check_gradient(loss, grad, w), nan_grad, nan_loss):
+        assert v.resolution == v.resolution and v.requested == nm.DEFAULT_RESOLUTION, str(v)
 
 
 def test_non_callable_loss_is_misuse():

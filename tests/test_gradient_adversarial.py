@@ -210,6 +210,27 @@ def test_a_kink_does_not_hide_a_wrong_entry(mode, x, n_kinks, kind, offset, rel,
         assert "not differentiable at" in text and "params[0]" in text, text
 
 
+# ---------------------------------------------------------------- auto mode
+
+def test_auto_falls_back_to_full_when_only_full_reaches_the_resolution():
+    """300 float32 entries, a float64 loss: through a projection every entry
+    carries the rounding of all 300, which 1e-3 cannot afford; alone, each
+    carries its own. auto finds that, and checks every entry."""
+    case = fg.narrow_params(np.random.default_rng(0), np.float32, 300, 64, 1.0)
+    projection = _check(case, "projection")
+    assert projection.reason == "precision-limited" and "mode='full'" in str(projection), str(projection)
+    v = _check(case)
+    assert v.holds and v.resolution <= nm.DEFAULT_RESOLUTION, str(v)
+    assert v.evaluations > 6 * 300, v.evaluations
+
+
+def test_auto_stays_with_a_projection_when_full_would_not_help():
+    """A float32 loss limits every mode alike: no 1,632 evaluations for nothing."""
+    loss, grad, params, x = _sin_layer32(3)
+    v = gradcheck.check_gradient(loss, grad, params, x)
+    assert v.reason == "precision-limited" and v.evaluations < 100, str(v)
+
+
 # ---------------------------------------------------------------- every verdict states its resolution
 
 def test_resolution_is_reached_and_asked_for():
