@@ -6,8 +6,8 @@ truncation and the rounding of the loss values. The rounding is measured
 once per point (:meth:`LossOracle.noise`), over the ladder's own range, so it
 covers large intermediate terms that cancel; :mod:`gradcheck.numerics` holds
 the floor it never goes below. The same loss values give the one-sided
-differences that reveal a kink, and the h^2 law that shows whether the
-ladder can see the function at all.
+differences that reveal a kink, and whether the ladder converges as the
+step shrinks, which shows whether it can see the function at all.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Noise:
 
     ``level`` bounds the error of one loss value (the bound's rounding term);
     ``rounding`` is the part that is rounding alone, without structure of the
-    function on the scale of the step (what the h^2 test is held to);
+    function on the scale of the step (what the convergence test is held to);
     ``resolved`` is False when the values over the ladder's range look like
     noise: the step cannot see how the loss changes there.
     """
@@ -59,12 +59,6 @@ class Noise:
     flat: bool = False  # not one value differs from f0, even 4 h * NOISE_WIDENING^2 away
     spread: float = 0.0  # max - min of the loss over the ladder's range along the measured direction
     size: float = 0.0  # the largest |loss| seen there
-
-    @property
-    def unexplained(self) -> bool:
-        """The wide range shows more than the narrow one: large terms that
-        cancel, or a function that changes shape within the step."""
-        return self.level > 4 * self.rounding
 
 
 class LossOracle:
@@ -227,9 +221,9 @@ def _wide_residual(t: np.ndarray, values: np.ndarray) -> float:
     quartic, plus a hinge in one gap between samples (H, t H and t^2 H, H
     the samples beyond the gap), for every gap with three samples or more
     on each side. One kink or seam anywhere in the range (a ReLU at 0, at
-    2h, its square) is then part of the fit, not noise; pure noise still
-    leaves residuals that cover it (simulated: a ladder held to twice them
-    never exceeded its bound in 2 x 10^4 draws)."""
+    2h, its square) is then part of the fit, not noise; so is one jump (H),
+    which a loss rounded to two levels makes, and which _grid bounds. Pure
+    noise still leaves residuals that cover it (numerics.NOISE_SAFETY)."""
     order = np.argsort(t)
     t, values = t[order], values[order]
     poly = [t**p for p in range(5)]
