@@ -11,7 +11,6 @@ from . import _args
 from . import numerics as nm
 from ._calls import GradCaller, copies, first_nonfinite
 from ._tree import TreeDef, as_batch, tree_def
-from .errors import GradcheckUsageError
 from .oracle import LossOracle, Probe, _weights
 from .verdict import (FAILS, HOLDS, NON_FINITE_LOSS, NOT_DIFFERENTIABLE, PRECISION_LIMITED,
                       UNDETERMINED, Verdict)

@@ -16,7 +16,7 @@ strategies. Plain functions build each case from its drawn numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -44,9 +44,8 @@ class Case:
     batch: tuple = ()
     smooth: tuple[int, ...] = ()
     note: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
 
-    def __repr__(self) -> str:  # Hypothesis prints failing cases: keep them readable
+    def __repr__(self) -> str:  # short, for reports and benchmarks
         return f"Case({self.family}: {self.note}, params={self.params!r})"
 
 
