@@ -134,8 +134,9 @@ def sum_rounding(terms_abs: np.ndarray, dtype: np.dtype | type, count: int) -> n
 # -- check_reduction ---------------------------------------------------------------
 
 def kink_move(dtype: np.dtype | type) -> float:
-    """Relative move of the params (times max(1, |θ|), in the params' dtype) at
-    which check_reduction re-checks a law that failed at the point given.
+    """Relative move of the params (times |θ|, or their RMS size for an entry
+    at 0; in the params' dtype) at which check_reduction re-checks a law that
+    failed at the point given.
     sqrt(eps) puts the moved point some 1/sqrt(eps) roundings away from a kink
     at the point (1e8 in float64), so batched and single-example passes can no
     longer round to different sides of it, while it moves the point by only a

@@ -27,6 +27,15 @@ example), per parameter array, and, given enough parameters, with free
 per-example weights; the verdict describes the fit that explains every cut,
 or says what was measured and leaves the cause open.
 
+Weights. A weighted mean sum_i w_i l_i / sum_i w_i gives example i alone its
+own gradient, so the weights show in how the batch combines the examples. A
+weighted sum sum_i w_i l_i gives example i alone w_i times its gradient: the
+batch is the plain sum of what the examples give alone, whatever the w_i,
+so from grad_fn alone a weighted sum cannot be told from a sum with other
+weights; what ``weights=`` adds there is that an example of weight zero
+counts for nothing (the zero-weight law). No cut of total weight zero is
+ever formed, and no example of weight zero is called alone.
+
 Why a cut of B - 1 examples: a loop that averages the means of micro-batches
 of m examples is a mean exactly when m divides the batch size. B and B - 1
 are coprime, so no m from 2 to B - 1 divides both: at one of the two sizes
@@ -219,11 +228,13 @@ class _View:
 
     def __init__(self, td: TreeDef, w: np.ndarray, cuts: list[Cut], G: dict[str, np.ndarray],
                  S: np.ndarray, have: np.ndarray, bad: dict[int, str], dtype: np.dtype,
-                 call: Callable[[np.ndarray], np.ndarray] | None = None, noise: float = 1.0) -> None:
+                 call: Callable[[np.ndarray], np.ndarray] | None = None, noise: float = 0.0,
+                 floor: float | None = None) -> None:
         self.td, self.w, self.cuts, self.G = td, w, cuts, G
         self.S, self.have, self.bad, self.dtype = S, have, bad, dtype
         self.call = call  # grad_fn on a cut, for cuts the diagnosis adds
-        self.noise = noise  # how many times the modelled rounding the measured rounding is (>= 1)
+        self.noise = noise  # the magnitude whose rounding grad_fn's values carry, as measured
+        self.floor = floor  # the magnitude every entry's rounding is held to, if not the comparison's own
         self.size = w.size
         self.P = S.shape[1]
 
@@ -233,8 +244,11 @@ class _View:
     def restrict(self, leaf: Leaf) -> "_View":
         sl = slice(leaf.start, leaf.start + leaf.size)
         td = TreeDef((Leaf(leaf.path, leaf.shape, leaf.dtype, 0),), 0)
+        # One array's entries carry the rounding of intermediate values shared
+        # with all the others: held to the whole gradient's scale, not their own.
+        whole = float(np.max(np.abs(self.G["batch"]) + np.abs(self.S).sum(axis=0) / max(self.have.sum(), 1)))
         return _View(td, self.w, self.cuts, {k: g[sl] for k, g in self.G.items()}, self.S[:, sl],
-                     self.have, self.bad, self.dtype, None, self.noise)
+                     self.have, self.bad, self.dtype, None, self.noise, whole)
 
     def grown(self, cut: Cut) -> "_View":
         """This view with one more cut (grad_fn is called on it)."""
@@ -243,19 +257,17 @@ class _View:
         G = dict(self.G)
         G[cut.key] = self.call(cut.index)
         return _View(self.td, self.w, self.cuts + [cut], G, self.S, self.have, self.bad, self.dtype,
-                     self.call, self.noise)
+                     self.call, self.noise, self.floor)
 
     def compare(self, law: str, got: np.ndarray, want: np.ndarray, terms: np.ndarray, count: int,
-                data: np.ndarray) -> Verdict:
+                data: np.ndarray, weight: float = 2.0) -> Verdict:
+        """got against want; ``weight`` is how many evaluations of grad_fn they
+        are made of (1 + the sum of |coefficients|): each carries the rounding
+        of the measured noise magnitude, whatever the size of its own values."""
         # The comparison's own scale, not a unit: grad_fn's rounding beyond the
         # model is measured instead (_Session.noise).
-        v = compare_leaves(self.td, CLAIM, law, got, want, terms, count, self.dtype, size=_rms(data),
-                           floor=None)
-        if self.noise <= 1.0:
-            return v
-        tol = v.tolerance * self.noise
-        return v.with_(tolerance=tol, resolution=v.resolution * self.noise,
-                       outcome=HOLDS if v.error <= tol else FAILS)
+        return compare_leaves(self.td, CLAIM, law, got, want, terms + self.noise * weight, count, self.dtype,
+                              size=_rms(data), floor=self.floor)
 
 
 def _observe(caller: GradCaller, td: TreeDef, batch: tuple[np.ndarray, ...], w: np.ndarray,
@@ -302,6 +314,7 @@ class _Fit:
     rho: dict[str, float]
     t: np.ndarray  # the parameter-only term as it appears in one example's gradient
     t_terms: np.ndarray  # the rounding scale t carries
+    t_weight: float  # how many evaluations t is made of
     D: dict[str, np.ndarray]  # sum_i a_i s_i
     T: dict[str, np.ndarray]  # the absolute terms of D, and of G
     checks: dict[str, Verdict]
@@ -309,6 +322,10 @@ class _Fit:
     @property
     def consistent(self) -> bool:
         return all(v.holds for v in self.checks.values())
+
+    def weight(self, key: str) -> float:
+        """How many evaluations a cut's comparison with its prediction is made of."""
+        return 1.0 + float(np.sum(np.abs(self.a[key]))) + abs(self.phi[key]) * self.t_weight
 
     def data(self, view: _View, key: str) -> np.ndarray:
         """The cut's gradient without its parameter-only term."""
@@ -332,12 +349,12 @@ def _fit(view: _View, rule: Rule) -> _Fit | None:
     T = {k: np.abs(c) @ np.abs(view.S) + np.abs(view.G[k]) for k, c in a.items()}
     rho = {cut.key: rule.rho(cut.index, view.w) for cut in view.cuts}
     phi = {cut.key: _phi(rule, view.w, a[cut.key], rho[cut.key]) for cut in view.cuts}
-    t, t_terms = _penalty_direction(view, D, T, phi)
-    fit = _Fit(rule, a, phi, rho, t, t_terms, D, T, {})
+    t, t_terms, t_weight = _penalty_direction(view, D, T, phi, a)
+    fit = _Fit(rule, a, phi, rho, t, t_terms, t_weight, D, T, {})
     for cut in view.cuts:
         k = cut.key
         fit.checks[k] = view.compare(cut.law, view.G[k], D[k] + phi[k] * t, T[k] + abs(phi[k]) * t_terms,
-                                     cut.index.size + 2, fit.data(view, k))
+                                     cut.index.size + 2, fit.data(view, k), fit.weight(k))
     return fit
 
 
@@ -353,24 +370,28 @@ def _phi(rule: Rule, w: np.ndarray, a: np.ndarray, rho_s: float) -> float:
     return 0.0 if abs(value) <= (live.size + 2) * nm.eps(np.float64) * scale else value
 
 
-def _penalty_direction(view: _View, D: dict, T: dict, phi: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Least squares t over the cuts, residual_k = phi_k t, and the rounding it carries."""
+def _penalty_direction(view: _View, D: dict, T: dict, phi: dict,
+                       a: dict) -> tuple[np.ndarray, np.ndarray, float]:
+    """Least squares t over the cuts, residual_k = phi_k t; the rounding it
+    carries, and how many evaluations it is made of."""
     keys = [k for k, p in phi.items() if p != 0]
     if len(keys) < 2:
         # Fitted to one cut alone, t would absorb whatever that cut holds and
         # prove nothing: a term is identified only where two cuts show it.
-        return np.zeros(view.P), np.zeros(view.P)
+        return np.zeros(view.P), np.zeros(view.P), 0.0
     den = sum(phi[k] ** 2 for k in keys)
     t = sum(phi[k] * (view.G[k] - D[k]) for k in keys) / den
     t_terms = sum(abs(phi[k]) * T[k] for k in keys) / den
-    return t, t_terms
+    t_weight = sum(abs(phi[k]) * (1.0 + float(np.sum(np.abs(a[k])))) for k in keys) / den
+    return t, t_terms, t_weight
 
 
 def _penalty_share(view: _View, fit: _Fit, key: str) -> tuple[float, bool]:
     """The parameter-only term's size in a cut relative to the cut's gradient,
     and whether it stands above its rounding."""
     pen = fit.rho[key] * fit.t
-    v = view.compare(REGULARIZER, pen, np.zeros_like(pen), abs(fit.rho[key]) * fit.t_terms, 2, pen)
+    v = view.compare(REGULARIZER, pen, np.zeros_like(pen), abs(fit.rho[key]) * fit.t_terms, 2, pen,
+                     abs(fit.rho[key]) * fit.t_weight)
     size = float(np.linalg.norm(view.G[key]))
     return (float(np.linalg.norm(pen)) / size if size > 0 else np.inf), v.fails
 
@@ -399,8 +420,9 @@ def _judge(view: _View, declared: Declared, requested: float) -> Verdict:
 
 
 def _fail(view: _View, law: str, message: str) -> Verdict:
+    # Nothing could be compared: no relative error of any size was resolved.
     return Verdict(CLAIM, law, FAILS, np.inf, 0.0, message, dtype=f"gradient in {view.dtype.name}",
-                   resolution=np.nan)
+                   resolution=np.inf)
 
 
 def _nonfinite(view: _View, declared: Declared) -> Verdict | None:
@@ -456,7 +478,8 @@ def _duplication(view: _View, fit: _Fit, declared: Declared) -> Verdict:
     dphi = fit.phi["dup"] - alpha * fit.phi["batch"]
     want = alpha * view.G["batch"] + dphi * fit.t
     terms = fit.T["dup"] + alpha * fit.T["batch"] + abs(dphi) * fit.t_terms
-    v = view.compare(DUPLICATION, view.G["dup"], want, terms, 2 * n + 2, fit.data(view, "dup"))
+    v = view.compare(DUPLICATION, view.G["dup"], want, terms, 2 * n + 2, fit.data(view, "dup"),
+                     1 + alpha + abs(dphi) * fit.t_weight)
     if v.holds:
         return v.with_(message=f"duplicating the batch multiplied its data term by {alpha:g}")
     measured = _ratio(fit.data(view, "dup"), fit.data(view, "batch"))
@@ -469,7 +492,7 @@ def _permutation(view: _View, fit: _Fit, declared: Declared) -> Verdict:
     dphi = fit.phi["perm"] - fit.phi["batch"]
     v = view.compare(PERMUTATION, view.G["perm"], view.G["batch"] + dphi * fit.t,
                      fit.T["perm"] + fit.T["batch"] + abs(dphi) * fit.t_terms, view.size + 2,
-                     fit.data(view, "perm"))
+                     fit.data(view, "perm"), 2 + abs(dphi) * fit.t_weight)
     if v.holds:
         return v.with_(message="reordering the examples left the gradient unchanged")
     return v.with_(message=f"reordering the examples (order {cut.index.tolist()}) changed the gradient: "
@@ -494,7 +517,7 @@ def _zero_weights(view: _View, fit: _Fit, declared: Declared) -> Verdict | None:
     dphi = fit.phi["live"] - fit.phi["batch"]
     v = view.compare(ZERO_WEIGHTS, view.G["live"], view.G["batch"] + dphi * fit.t,
                      fit.T["live"] + fit.T["batch"] + abs(dphi) * fit.t_terms, view.size + 2,
-                     fit.data(view, "live"))
+                     fit.data(view, "live"), 2 + abs(dphi) * fit.t_weight)
     zeros = _runs(np.flatnonzero(view.w == 0))
     if v.holds:
         return v.with_(message=f"removing the zero-weight examples ({zeros}) left the gradient unchanged")
@@ -552,7 +575,7 @@ def _kink(failed: Verdict, nearby: Verdict, move: float) -> Verdict:
             f"where batched and single-example passes round to different sides), so its reduction cannot be "
             f"judged there")
     if nearby.holds:
-        return failed.with_(outcome=UNDETERMINED, reason=NOT_DIFFERENTIABLE,
+        return failed.with_(outcome=UNDETERMINED, reason=NOT_DIFFERENTIABLE, resolution=nearby.resolution,
                             message=head + "; nearby it reduces as declared, so this is no wrong reduction")
     # Nearby the laws hold only to a coarse resolution: a reduction wrong by
     # less than that is not ruled out, so the verdict is that limit.
@@ -664,6 +687,8 @@ def _distinct(fits: list[_Fit]) -> list[list[_Fit]]:
     groups: list[list[_Fit]] = []
     for f in fits:
         for g in groups:
+            # Coefficients are exact fractions computed in float64: equal to
+            # their own rounding (a few ulps) is equal.
             if all(np.allclose(f.a[k], g[0].a[k], rtol=1e-12, atol=0) for k in f.a):
                 g.append(f)
                 break
@@ -799,7 +824,7 @@ def _scales_text(view: _View, declared: Declared, fit: _Fit) -> str:
 def _first_different(view: _View, declared: Declared, fit: _Fit) -> Cut:
     ref = _fit(view, declared.rule)
     for cut in view.cuts:
-        if ref is None or not np.allclose(fit.a[cut.key], ref.a[cut.key], rtol=1e-12, atol=0):
+        if ref is None or not np.allclose(fit.a[cut.key], ref.a[cut.key], rtol=1e-12, atol=0):  # see _distinct
             return cut
     return view.cuts[0]
 
@@ -972,7 +997,8 @@ def _free_fit(view: _View, cut: Cut) -> _Free | None:
     sv = np.linalg.svd(cols, compute_uv=False)
     beta, *_ = np.linalg.lstsq(cols, view.G[cut.key], rcond=None)
     got = view.G[cut.key]
-    check = view.compare(cut.law, got, cols @ beta, np.abs(cols) @ np.abs(beta) + np.abs(got), ex.size + 2, got)
+    check = view.compare(cut.law, got, cols @ beta, np.abs(cols) @ np.abs(beta) + np.abs(got), ex.size + 2, got,
+                         1 + float(np.sum(np.abs(beta))))
     delta = nm.fit_uncertainty(check.tolerance, view.P, sv[-1])
     if not delta < float(np.max(np.abs(beta), initial=0.0)):
         return None  # degenerate: rounding alone could move the weights by as much as they are
@@ -1052,7 +1078,8 @@ def _merge_share(view: _View, declared: Declared, failed: Verdict) -> _Finding |
     sv = np.linalg.svd(cols, compute_uv=False)
     c, *_ = np.linalg.lstsq(cols, view.G["batch"], rcond=None)
     got = view.G["batch"]
-    check = view.compare(SPLIT, got, cols @ c, np.abs(cols) @ np.abs(c) + np.abs(got), view.size + 2, got)
+    check = view.compare(SPLIT, got, cols @ c, np.abs(cols) @ np.abs(c) + np.abs(got), view.size + 2, got,
+                         1 + float(np.sum(np.abs(c))))
     delta = nm.fit_uncertainty(check.tolerance, view.P, sv[-1])
     if not check.holds or not delta < float(np.max(np.abs(c))):
         return None  # not a merge of the two, or rounding could move the shares by as much as they are
@@ -1124,35 +1151,46 @@ class _Session:
         return caller
 
     def moved(self) -> tuple[np.ndarray, _View]:
-        """The params moved by numerics.kink_move in a random direction, and the view there."""
+        """The params moved by numerics.kink_move of their size in a random direction, and the view there."""
         if self._moved is None:
-            step = self.move * np.maximum(1.0, np.abs(self.flat)) * self.rng.standard_normal(self.flat.size)
+            step = self.move * _sizes(self.flat) * self.rng.standard_normal(self.flat.size)
             flat = self.td.flatten(self.td.unflatten(self.flat + step))  # as the params' dtype holds it
             self._moved = flat, _observe(self.caller(flat), self.td, self.batch, self.w, self.cuts)
         return self._moved
 
     def noise(self) -> float:
-        """How many times the modelled rounding grad_fn's measured rounding is.
+        """The magnitude of the values whose rounding grad_fn's gradients carry, measured.
 
-        The model allows C_GRAD ulps of the terms per evaluation. grad_fn's own
-        rounding is measured as in check_gradient (numerics.GRAD_PATTERNS): at
-        the moved params (away from a kink, whose jump is no rounding), the
-        batch's gradient under moves of GRAD_ULPS ulps along random signs,
-        g(+) + g(-) - 2 g(0). Where that is larger than the model allows (a
-        saturated softmax computes gradients of 1e-74 from logits of 170, each
-        carrying the rounding of exp at 170), every allowance widens by as much."""
+        The model allows C_GRAD ulps of the terms per evaluation; a gradient
+        computed from large intermediate values carries their rounding instead
+        (a difference of terms of 1e8, a saturated softmax). It is measured as
+        the loss noise is, at the moved params (away from a kink, whose jump is
+        no rounding), on the batch's gradient under moves of the params and of
+        the batch's float arrays (a gradient may be flat in the params, as an
+        L1 loss's is, but not in its data), in two ladders:
+        numerics.NOISE_NARROW, within an eighth of a base step, where the
+        gradient is a cubic to far below rounding but for one jump where the
+        ladder crosses a kink, so that what a cubic with one step leaves is
+        rounding; and numerics.NOISE_WIDE, up to 4 base steps, where values
+        that keep to a coarse grid, moving by whole cells of it, show its
+        spacing, half of which each carries. The result is the magnitude of
+        the values whose rounding grad_fn's carry: every evaluation in a
+        comparison is then held to it, whatever the size of its own values."""
         if self._noise is None:
             flat, view = self.moved()
-            steps = _ulp_steps(self.td, flat)
             rng = np.random.default_rng(1)  # fixed: part of the error model, not a draw
-            g0, worst = view.G["batch"], np.zeros(flat.size)
-            for _ in range(nm.GRAD_PATTERNS):
-                s = rng.choice([-1.0, 1.0], size=flat.size) * steps
-                second = self.caller(flat + s)(self.batch) + self.caller(flat - s)(self.batch) - 2 * g0
-                worst = np.maximum(worst, np.where(np.isfinite(second), np.abs(second), 0.0))
-            scale = float(np.max(np.abs(g0) + np.abs(view.S).sum(axis=0) / max(view.have.sum(), 1)))
-            ulps = float(np.max(worst)) / scale / nm.eps(view.dtype) if scale > 0 else 0.0
-            self._noise = max(1.0, nm.GRAD_NOISE_SAFETY * ulps / nm.C_GRAD)
+            move = _random_weights(rng, flat.size) * _ladder_steps(self.td, flat, view.dtype)
+            batch = [_batch_ladder(a, view.dtype, rng) for a in self.batch]
+
+            def ladder(offsets: tuple[float, ...]) -> np.ndarray:
+                return np.stack([view.G["batch"]] + [self.caller(flat + k * move)(_moved_batch(batch, k))
+                                                     for k in offsets])
+            wide, narrow = ladder(nm.NOISE_WIDE), ladder(nm.NOISE_NARROW)
+            worst = max(_ladder_residual(np.array((0.0,) + nm.NOISE_NARROW), narrow),
+                        float(np.max(_grid(wide))) / 2)
+            # The magnitude of values whose C_GRAD ulps are that rounding, doubled:
+            # the largest of a few samples of rounding understates the largest.
+            self._noise = nm.NOISE_SAFETY * worst / (nm.C_GRAD * nm.eps(view.dtype))
         return self._noise
 
     def verdict(self, declared: Declared, requested: float) -> Verdict:
@@ -1176,7 +1214,7 @@ class _Session:
         if not nearby.fails:
             return _kink(failed, nearby, self.move)
         noise = self.noise()
-        if noise <= 1.0:
+        if noise <= 0.0:
             return failed
         self.view.noise = moved.noise = noise
         again = _judge(self.view, declared, requested)
@@ -1186,19 +1224,82 @@ class _Session:
         return again
 
 
-def _ulp_steps(td: TreeDef, x: np.ndarray) -> np.ndarray:
-    """Per entry, numerics.GRAD_ULPS ulps in the leaf's own dtype, exactly
-    representable both ways (0 where it is not, at a binade edge)."""
+def _grid(G: np.ndarray) -> np.ndarray:
+    """Per entry that moves at every step of the ladder, the spacing of the
+    grid its values sit on: the smallest lowest set bit among them. A value
+    rounded to a coarse grid (the difference of a large term and itself,
+    (1e8 + g) - 1e8) carries half a spacing of rounding, even where the ladder
+    moves it by whole spacings and the rounding repeats; values that move
+    freely set it to about their ulp. An entry that takes no more than half as
+    many values as the ladder has points is flat there but for a few steps
+    (an L1 gradient's sign flipping at kinks), and its exact levels are no
+    grid of rounding: 0."""
+    moving = np.array([2 * np.unique(G[:, j]).size > G.shape[0] for j in range(G.shape[1])])
+    finite = np.where(np.isfinite(G) & (G != 0) & moving, G, 0.0)
+    mantissa, exponent = np.frexp(finite)
+    digits = (mantissa * 2.0 ** 53).astype(np.int64)
+    lowest = (digits & -digits).astype(np.float64) * np.ldexp(1.0, exponent - 53)
+    smallest = np.min(np.where(lowest > 0, lowest, np.inf), axis=0)
+    return np.where(np.isfinite(smallest), smallest, 0.0)
+
+
+def _ladder_residual(t: np.ndarray, G: np.ndarray) -> float:
+    """The largest residual of the gradient entries along the ladder after a
+    cubic in the offset plus, per entry, one step at the best place (a kink
+    crossed is a jump, not rounding). 0 if any value is not finite."""
+    if not np.all(np.isfinite(G)):
+        return 0.0
+    order = np.argsort(t)
+    t, G = t[order] / np.max(np.abs(t)), G[order]
+    cubic = np.vander(t, 4)
+    best = np.full(G.shape[1], np.inf)
+    for b in range(1, t.size):  # the step between points b - 1 and b
+        basis = np.column_stack([cubic, (np.arange(t.size) >= b).astype(np.float64)])
+        coef, *_ = np.linalg.lstsq(basis, G, rcond=None)
+        best = np.minimum(best, np.max(np.abs(G - basis @ coef), axis=0))
+    return float(np.max(best, initial=0.0))
+
+
+def _batch_ladder(a: np.ndarray, dtype: np.dtype, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """A float batch array and its ladder step (random weights times a base
+    step of max(1, |a|)); any other array stays put, and so does one of whole
+    numbers stored as floats (labels, masks, counts: it may index or count)."""
+    if not np.issubdtype(a.dtype, np.floating) or np.all(a == np.round(a)):
+        return a, None
+    step = _random_weights(rng, a.shape) * nm.base_step(dtype) * np.maximum(1.0, np.abs(a))
+    return a, step
+
+
+def _random_weights(rng: np.random.Generator, shape: Any) -> np.ndarray:
+    """Random signs times magnitudes in numerics.PROBE_WEIGHTS: with equal
+    magnitudes two moves can cancel exactly (x_0 - x_1 moved alike stays put)."""
+    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(*nm.PROBE_WEIGHTS, size=shape)
+
+
+def _moved_batch(batch: list[tuple[np.ndarray, np.ndarray | None]], k: float) -> tuple[np.ndarray, ...]:
+    return tuple(a if d is None else (a + k * d).astype(a.dtype) for a, d in batch)
+
+
+def _ladder_steps(td: TreeDef, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Per entry, a base step of the gradient's dtype, eps^(1/3) max(1, |x|): moves that change the gradient by many of its rounding
+    cells while a cubic still follows it; and at least one ulp of the leaf's
+    own dtype, so that the entry moves at all. (The params' dtype rounds the
+    moves by up to half an ulp: along the ladder that is a wobble of the
+    size of the gradient's own rounding, which the measurement may include.)"""
     steps = np.zeros(x.size)
     for leaf in td.leaves:
         sl = slice(leaf.start, leaf.start + leaf.size)
-        xs = x[sl].astype(leaf.dtype)
-        step = (nm.GRAD_ULPS * np.spacing(np.maximum(np.abs(xs), np.finfo(leaf.dtype).tiny))).astype(leaf.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            up, down = (xs + step).astype(np.float64), (xs - step).astype(np.float64)
-        s64 = step.astype(np.float64)
-        steps[sl] = np.where((up - x[sl] == s64) & (x[sl] - down == s64), s64, 0.0)
+        ulp = np.spacing(np.abs(x[sl]).astype(leaf.dtype)).astype(np.float64)
+        steps[sl] = np.maximum(nm.base_step(dtype) * np.maximum(1.0, np.abs(x[sl])), ulp)
     return steps
+
+
+def _sizes(flat: np.ndarray) -> np.ndarray:
+    """Each entry's own size, or the params' RMS size for an entry at 0 (1 if
+    all are): a move relative to it keeps the point where it was, whatever
+    the params' scale, but for exact ties."""
+    rms = float(np.sqrt(np.mean(flat ** 2))) if flat.size else 0.0
+    return np.where(flat != 0, np.abs(flat), rms if rms > 0 else 1.0)
 
 
 def _start(grad_fn: Any, params: Any, batch: tuple[Any, ...], weights: Any, seed: Any,
@@ -1218,7 +1319,8 @@ def check_reduction(grad_fn: Callable[..., Any], params: Any, *batch: Any, reduc
 
     ``reduction="mean"`` declares sum_i l_i / B; ``"sum"`` declares sum_i l_i;
     with ``weights=`` (one weight per example, zero for an ignored one) they
-    declare sum_i w_i l_i / sum_i w_i and sum_i w_i l_i. A term of the
+    declare sum_i w_i l_i / sum_i w_i and sum_i w_i l_i (for the weighted sum,
+    see the module's notes: its weights travel with the examples). A term of the
     parameters alone (L2, weight decay) may be added: by default its weight is
     fixed, whatever B (mean + lambda R, as in the TensorFlow CIFAR-10 tutorial,
     or sum + lambda R, textbook ridge); ``regularizer="divided"`` declares it

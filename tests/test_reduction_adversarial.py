@@ -109,7 +109,8 @@ def test_right_float64_code_holds_unless_its_data_term_is_lost(case):
     term = case.lam * len(case.x) * max(float(np.max(np.abs(v))) for v in case.params.values())
     assume(np.max(np.abs(data)) > 1e-6 * max(np.max(terms), term))
     v = _check(case)
-    assert v.holds, str(v)
+    # A residual within rounding of 0 (an L1 loss) is a kink by chance.
+    assert v.holds or v.reason == NOT_DIFFERENTIABLE, str(v)
 
 
 @given(fr.right_cases(dtypes=(np.float16,)))
@@ -135,8 +136,9 @@ def test_wrong_code_never_holds_above_its_resolution_and_names_the_cause(case):
     if v.holds:
         assert effect <= v.resolution, f"silent pass of a {effect:.2e} error:\n{text}"
     elif v.undetermined:
-        # Wrong code fails at moved params too, so it is never a kink.
-        assert v.reason == PRECISION_LIMITED, text
+        # Wrong code fails at moved params too, so it is a kink only where its
+        # error is below what the check resolves there.
+        assert v.reason == PRECISION_LIMITED or effect <= v.resolution, text
     if case.model.dtype == np.float16:
         return  # float16 rounding leaves several models within reach; not naming one is honest
     assert v.fails or effect <= v.resolution, text
@@ -144,6 +146,8 @@ def test_wrong_code_never_holds_above_its_resolution_and_names_the_cause(case):
         assert "interact" not in text, text
         if "the cause is open" in text and _too_few_equations(case):
             return
+        if v.resolution > v.requested and ("cannot tell them apart" in text or "the cause is open" in text):
+            return  # rounding beyond the model (measured) leaves several models in reach: none is named
         assert fr.names_cause(case, text), f"{case.family}: {case.cause!r} not in:\n{text}"
 
 
@@ -276,6 +280,25 @@ def test_evaluations_count_every_call_of_grad_fn():
         calls.clear()
         v = gradcheck.check_reduction(counted(scale), w, x, y, reduction=reduction)
         assert v.evaluations == len(calls), (v.evaluations, len(calls), str(v))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_gradient_carrying_the_rounding_of_a_large_term_is_measured_not_failed(seed):
+    # (1e8 + g) - 1e8: every entry is rounded to 1.5e-8, far beyond C_GRAD ulps
+    # of g. The checker measures grad_fn's rounding and holds, at the
+    # resolution that leaves; the same code dividing by B - 1 still fails.
+    rng = np.random.default_rng(seed)
+    x, y, w = rng.normal(size=(7, 3)), rng.normal(size=7), rng.normal(size=3)
+
+    def offset(divisor):
+        def grad_fn(w, x, y):
+            return (1e8 + x.T @ (x @ w - y) / divisor(len(x))) - 1e8
+        return grad_fn
+
+    v = gradcheck.check_reduction(offset(lambda n: n), w, x, y, reduction="mean")
+    assert v.holds and 1e-9 < v.resolution < 1e-5, str(v)
+    wrong = gradcheck.check_reduction(offset(lambda n: max(n - 1, 1)), w, x, y, reduction="mean")
+    assert wrong.fails and "dividing the sum by B-1" in str(wrong), str(wrong)
 
 
 # ---------------------------------------------------------------- kinks
