@@ -42,8 +42,6 @@ class Comparison:
     @property
     def why(self) -> str:
         """Why finite differences cannot judge along this probe ("" if they can)."""
-        if self.probe.flat and not self.probe.resolved and self.claimed == 0:
-            return ""  # nothing changes, and grad_fn says so: nothing to judge, nothing wrong
         return _why(self.probe)
 
     @property
@@ -528,10 +526,11 @@ def _undetermined(s: _Setup, v: Verdict, odd: dict, labels: list[str]) -> Verdic
     judged = _judged_text(s, v)
     if reason == PRECISION_LIMITED and c.probe.flat:
         reach = s.oracle.h * max(map(abs, nm.NOISE_WIDE)) * nm.NOISE_WIDENING ** nm.NOISE_WIDENINGS
+        says = "says it does not either" if c.claimed == 0 else "says it does"
         text = (f"the loss does not change at all along {listed}{more} (nor within {reach:.1e} along "
-                f"another direction), while grad_fn says it does: either grad_fn is wrong or the loss's "
-                f"rounding hides every change of it (a small difference of large terms); finite "
-                f"differences cannot tell")
+                f"another direction), and grad_fn {says}; the loss may be constant, or rounded so "
+                f"coarsely (a small difference of large terms) that every change is hidden, and then "
+                f"its slope too: finite differences cannot tell")
     elif reason == PRECISION_LIMITED:
         text = _unresolved_text(s)
     elif reason == NON_FINITE_LOSS:
