@@ -64,6 +64,13 @@ NOISE_NARROW = (-0.125, -0.1, -0.075, -0.045, -0.015, 0.02, 0.05, 0.07, 0.095, 0
 NOISE_WIDENINGS = 2
 NOISE_WIDENING = 16.0
 
+# check_reduction counts the grid of gradient values that no move changes as
+# rounding only where each has at least this many significant bits: a value
+# rounded to the grid of a large term keeps many ((1e8 + 2/3) - 1e8 keeps 26
+# of 53, (1e3 + 2/3) - 1e3 in float32 13 of 24), an exact level few (a mean
+# of B <= 2^9 signs has at most 9).
+GRID_BITS = 10
+
 # The ladder cannot see the function when a smooth fit over the wide range
 # leaves residuals of this fraction of the values' spread: values that are
 # pure noise (rounding bigger than the change, or an oscillation faster than

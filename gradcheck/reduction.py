@@ -19,6 +19,16 @@ data. t is fitted by least squares over the cuts; a rule holds where every
 cut agrees with it within the rounding of the terms it is made of
 (:func:`gradcheck.numerics.sum_rounding`).
 
+Rounding. Each comparison is held to the rounding of the terms it is made
+of, at its own scale (a gradient of 1e-8 to the rounding of 1e-8). Where a
+law fails, it is checked again at params moved slightly: a law that holds
+there failed on a kink ("not differentiable here"); one that fails there too
+is checked once more with grad_fn's own rounding measured (a gradient can
+carry the rounding of large values it was computed from), and only then is
+it a finding. Every verdict states its resolution: the smallest relative
+error in a typical entry of the batch's data gradient it was certain to
+catch, and holds only where that is within the resolution asked for.
+
 The declared rule is checked law by law (decomposition, duplication,
 permutation, split/merge, zero weights). Where it fails, the same model is
 fitted with other rules (sum, mean, 1/B twice, B - 1, micro-batch means of
@@ -557,7 +567,12 @@ def _limited_words(view: _View, v: Verdict) -> str:
     if view.dtype != np.float64:
         why.append(f"the gradient is {view.dtype.name}, whose rounding alone allows {unit:.1e} of an "
                    f"entry: return it in float64, where this check would reach {in64:.1e}")
-    if in64 > v.requested:
+    size = _rms(view.G["batch"])
+    if view.noise > 0 and size > 0 and view.noise * nm.C_GRAD * nm.eps(view.dtype) > v.requested * size:
+        why.append(f"grad_fn's values carry the rounding of values about {view.noise / size:.3g} times larger "
+                   f"than its entries (measured by moving the params and the batch: a large term added and taken "
+                   f"away, or a saturated softmax): compute the gradient without that cancellation")
+    elif in64 > v.requested:
         why.append(f"the gradient's entries are {cancel:.3g} times smaller than the terms summed into them "
                    f"(the per-example gradients cancel, e.g. near a minimum, or the data term is small "
                    f"beside a parameter-only term): check at other params or with another batch")
@@ -592,7 +607,11 @@ class _Finding:
     level: int = 0  # 0: no parameter-only term needed; 1: a fixed one; 2: one that moves with B
 
 
-def _diagnose(view: _View, declared: Declared, failed: Verdict) -> tuple[Verdict, str]:
+def _diagnose(view: _View, declared: Declared, failed: Verdict,
+              fallback: _View | None = None) -> tuple[Verdict, str]:
+    """Describe a failure by the simplest model that fits every cut; where
+    none does and a ``fallback`` view is given (the moved params, away from a
+    kink that may blur the fit), describe it there instead."""
     swap = _swap(view)
     if swap is not None:
         view = view.grown(swap)
@@ -601,15 +620,34 @@ def _diagnose(view: _View, declared: Declared, failed: Verdict) -> tuple[Verdict
     # that zero-weight examples count: examples never called alone, and always
     # together, look like one fixed vector to the fit.
     plain = named if named is not None and named.level == 0 else None
-    finders = (lambda *a: plain, _zero_weights_count, lambda *a: named, _leaves_disagree, _free,
-               _merge_share, _open)
-    finding = next(f for f in (find(view, declared, failed) for find in finders) if f is not None)
+    models = (lambda *a: plain, _zero_weights_count, lambda *a: _leaves_or_term(view, declared, failed, named))
+    finding = next((f for f in (find(view, declared, failed) for find in models) if f is not None), None)
+    if finding is None and fallback is not None:
+        return _diagnose(fallback, declared, failed)
+    if finding is None:
+        finding = next(f for f in (find(view, declared, failed) for find in (_free, _merge_share, _open))
+                       if f is not None)
     if view.bad:
         return failed.with_(message=f"{failed.message}; of the others, {finding.words}"), finding.short
     # The numbers of the law the finding names, where it was one of those checked.
     shown = next((d for d in failed.details if d.law == finding.law and d.fails), failed)
     return (failed.with_(law=finding.law, error=shown.error, tolerance=shown.tolerance,
                          message=f"declared {declared.words()}, but {finding.words}"), finding.short)
+
+
+def _leaves_or_term(view: _View, declared: Declared, failed: Verdict, named: _Finding | None) -> _Finding | None:
+    """A model with a parameter-only term, or leaves that reduce differently.
+
+    Both can fit every cut: a leaf whose per-example gradients are all alike
+    (a bias behind ReLUs that are all off) and summed is also "a mean plus a
+    term added once per example". Leaves reducing differently need no term
+    the user may not have, so they lead and the term is named beside them."""
+    leaves = _leaves_disagree(view, declared, failed)
+    if leaves is None or named is None:
+        return named or leaves
+    term = named.words.replace("its parameter-only term", "a parameter-only term", 1)
+    return replace(leaves, words=f"{leaves.words} — or, as some parameters' per-example gradients are alike on "
+                                 f"this batch and it cannot tell the two apart, {term}")
 
 
 def _swap(view: _View) -> Cut | None:
@@ -1185,9 +1223,8 @@ class _Session:
             def ladder(offsets: tuple[float, ...]) -> np.ndarray:
                 return np.stack([view.G["batch"]] + [self.caller(flat + k * move)(_moved_batch(batch, k))
                                                      for k in offsets])
-            wide, narrow = ladder(nm.NOISE_WIDE), ladder(nm.NOISE_NARROW)
-            worst = max(_ladder_residual(np.array((0.0,) + nm.NOISE_NARROW), narrow),
-                        float(np.max(_grid(wide))) / 2)
+            narrow = ladder(nm.NOISE_NARROW)[1:]
+            worst = max(_ladder_residual(np.array(nm.NOISE_NARROW), narrow), _widest_grid(ladder, view.dtype) / 2)
             # The magnitude of values whose C_GRAD ulps are that rounding, doubled:
             # the largest of a few samples of rounding understates the largest.
             self._noise = nm.NOISE_SAFETY * worst / (nm.C_GRAD * nm.eps(view.dtype))
@@ -1200,10 +1237,11 @@ class _Session:
             v = self._recheck(declared, requested, v)
         nonfinite = any(not np.all(np.isfinite(g)) for g in self.view.G.values())
         if v.fails and not nonfinite:
-            # Described where it fails too but no kink at the point can blur the
-            # fit: at the moved params (1.5e-8 away in float64).
-            where = self._moved[1] if self._moved is not None else self.view
-            v, self.short = _diagnose(where, declared, v)
+            # Described at the params given, where every leaf's gradient is as
+            # the user sees it (moved off a ReLU net's ties, a leaf's gradient
+            # may all but vanish and hide how it reduces); where no model fits
+            # there (a kink that blurs the fit), at the moved params.
+            v, self.short = _diagnose(self.view, declared, v, self._moved[1] if self._moved is not None else None)
         return v.with_(evaluations=sum(c.calls for c in self.callers), requested=requested)
 
     def _recheck(self, declared: Declared, requested: float, failed: Verdict) -> Verdict:
@@ -1224,6 +1262,57 @@ class _Session:
         return again
 
 
+def _widest_grid(ladder: Callable[[tuple[float, ...]], np.ndarray], dtype: np.dtype) -> float:
+    """The coarsest grid the gradient's entries sit on along the wide ladder,
+    widened by numerics.NOISE_WIDENING while some nonzero entry does not move
+    at every step: a value rounded to a grid coarser than its change over the
+    ladder ((1e12 + g) - 1e12 in float64) stays in one cell and shows no grid
+    until the moves span several. A grid is a property of the values, not of
+    the function's shape, so the ladder may widen far beyond where a cubic
+    holds: until its moves would reach the size of the params themselves."""
+    grid, scale = 0.0, 1.0
+    reach = max(abs(k) for k in nm.NOISE_WIDE) * nm.base_step(dtype)
+    while True:
+        G = ladder(tuple(scale * k for k in nm.NOISE_WIDE))
+        cells = _grid(G)
+        grid = max(grid, float(np.max(cells, initial=0.0)))
+        scale *= nm.NOISE_WIDENING
+        stuck = (cells == 0) & np.any(G != 0, axis=0)
+        if not np.any(stuck):
+            return grid
+        if scale * reach > 1.0:
+            break
+    # Entries flat everywhere the ladder reached (saturated units, signs):
+    # their values' own grid, where every value has at least
+    # numerics.GRID_BITS significant bits. A value rounded to a coarse grid,
+    # (1e8 + 2/3) - 1e8, keeps about 26 of float64's 53; an exact level has
+    # few (a Huber or L1 mean of signs over B = 4 is a multiple of 1/4), and
+    # counted as rounding it would hide a wrong reduction of such levels.
+    flat = G[:, stuck]
+    bits = np.min(np.where(flat != 0, _significant_bits(flat), 53), axis=0)
+    return max(grid, float(np.max(np.where(bits >= nm.GRID_BITS, _lowest_bits(flat), 0.0))))
+
+
+def _bits(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each finite value's lowest set bit (as a value) and its number of significant bits."""
+    mantissa, exponent = np.frexp(np.where(np.isfinite(G), G, 0.0))
+    digits = (mantissa * 2.0 ** 53).astype(np.int64)
+    low = digits & -digits
+    zeros = np.where(low > 0, np.log2(np.where(low > 0, low, 1)).astype(np.int64), 53)
+    return low.astype(np.float64) * np.ldexp(1.0, exponent - 53), 53 - zeros
+
+
+def _significant_bits(G: np.ndarray) -> np.ndarray:
+    return _bits(G)[1]
+
+
+def _lowest_bits(G: np.ndarray) -> np.ndarray:
+    """Per column, the smallest lowest set bit of its nonzero finite values (0 if none)."""
+    lowest = _bits(G)[0]
+    smallest = np.min(np.where(lowest > 0, lowest, np.inf), axis=0)
+    return np.where(np.isfinite(smallest), smallest, 0.0)
+
+
 def _grid(G: np.ndarray) -> np.ndarray:
     """Per entry that moves at every step of the ladder, the spacing of the
     grid its values sit on: the smallest lowest set bit among them. A value
@@ -1235,28 +1324,30 @@ def _grid(G: np.ndarray) -> np.ndarray:
     (an L1 gradient's sign flipping at kinks), and its exact levels are no
     grid of rounding: 0."""
     moving = np.array([2 * np.unique(G[:, j]).size > G.shape[0] for j in range(G.shape[1])])
-    finite = np.where(np.isfinite(G) & (G != 0) & moving, G, 0.0)
-    mantissa, exponent = np.frexp(finite)
-    digits = (mantissa * 2.0 ** 53).astype(np.int64)
-    lowest = (digits & -digits).astype(np.float64) * np.ldexp(1.0, exponent - 53)
-    smallest = np.min(np.where(lowest > 0, lowest, np.inf), axis=0)
-    return np.where(np.isfinite(smallest), smallest, 0.0)
+    return np.where(moving, _lowest_bits(G), 0.0)
 
 
 def _ladder_residual(t: np.ndarray, G: np.ndarray) -> float:
     """The largest residual of the gradient entries along the ladder after a
-    cubic in the offset plus, per entry, one step at the best place (a kink
-    crossed is a jump, not rounding). 0 if any value is not finite."""
+    cubic in the offset plus, per entry, up to two steps at the best places:
+    kinks crossed are jumps, not rounding. The ladder leaves out the point it
+    is centred on, because kinks cluster there: the params were moved off
+    their ties by a fraction of the ladder's smallest offset, so the ties of
+    every unit at a kink (a ReLU net at zero) are, for params of size up to
+    1, crossed between the two offsets nearest 0: one step for all of them;
+    the second step is for a kink elsewhere. 0 if any value is not finite."""
     if not np.all(np.isfinite(G)):
         return 0.0
     order = np.argsort(t)
     t, G = t[order] / np.max(np.abs(t)), G[order]
     cubic = np.vander(t, 4)
+    after = [(np.arange(t.size) >= b).astype(np.float64) for b in range(1, t.size)]
     best = np.full(G.shape[1], np.inf)
-    for b in range(1, t.size):  # the step between points b - 1 and b
-        basis = np.column_stack([cubic, (np.arange(t.size) >= b).astype(np.float64)])
-        coef, *_ = np.linalg.lstsq(basis, G, rcond=None)
-        best = np.minimum(best, np.max(np.abs(G - basis @ coef), axis=0))
+    for i, first in enumerate(after):
+        for second in after[i:]:  # the same place twice is one step
+            basis = np.column_stack([cubic, first, second])
+            coef, *_ = np.linalg.lstsq(basis, G, rcond=None)
+            best = np.minimum(best, np.max(np.abs(G - basis @ coef), axis=0))
     return float(np.max(best, initial=0.0))
 
 
@@ -1359,9 +1450,11 @@ def infer_reduction(grad_fn: Callable[..., Any], params: Any, *batch: Any, weigh
     """Say how ``grad_fn`` reduces over the batch: "mean", "sum", or plain words.
 
     The answer is "mean" exactly when :func:`check_reduction` with
-    ``reduction="mean"`` (and the same options) holds, "sum" when it holds for
-    ``"sum"`` (with a fixed parameter-only term); otherwise the words describe
-    the model fitted to the gradient, or why the check could not decide.
+    ``reduction="mean"`` (and the same options) holds and with ``"sum"`` (a
+    fixed parameter-only term) does not, and "sum" the other way round; where
+    both hold (a data term of zero) or neither, the words say why, or
+    describe the model fitted to the gradient, e.g. "neither: a mean whose
+    parameter-only term is divided by B along with the data".
 
     >>> import numpy as np
     >>> grad = lambda w, x, y: 2 * x.T @ (x @ w - y)

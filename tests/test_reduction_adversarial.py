@@ -54,7 +54,9 @@ def _distinct(case):
     # ... beside the L2 term too, which may dwarf them (a tiny loss, a large lambda),
     # and in their sums over the cuts, which may cancel.
     term = case.lam * len(case.x) * max(float(np.max(np.abs(v))) for v in case.params.values())
-    floor = np.sqrt(np.finfo(case.model.dtype).eps) * max(np.max(np.abs(g)), term, 1e-300)
+    eps = np.finfo(case.model.dtype).eps
+    # ... and by far more than the rounding of a large term the code adds and takes away.
+    floor = max(np.sqrt(eps) * max(np.max(np.abs(g)), term, 1e-300), 1e3 * eps * case.offset * case.model.scale)
     sums = [np.max(np.abs(g[idx].sum(axis=0))) for idx in _cuts(len(g))]
     return gap > floor and min(sums) > floor
 
@@ -107,7 +109,8 @@ def test_right_float64_code_holds_unless_its_data_term_is_lost(case):
     c = fr.REDUCTIONS[case.reduction](len(case.x), case.w if case.w is not None else np.ones(len(case.x)), 0)
     data, terms = c @ g, np.abs(c) @ np.abs(g)
     term = case.lam * len(case.x) * max(float(np.max(np.abs(v))) for v in case.params.values())
-    assume(np.max(np.abs(data)) > 1e-6 * max(np.max(terms), term))
+    big = case.offset * case.model.scale  # the large term whose rounding the gradient carries
+    assume(np.max(np.abs(data)) > 1e-6 * max(np.max(terms), term, big))
     v = _check(case)
     # A residual within rounding of 0 (an L1 loss) is a kink by chance.
     assert v.holds or v.reason == NOT_DIFFERENTIABLE, str(v)
