@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Sequence, TextIO
 
 from .claims import REGISTRY, ClaimReport, run_claim
+from .claims.registry import PropertyReport
 from .verdict import HOLDS
 
 DEFAULT_EXAMPLES = 50
@@ -25,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"generated cases per property (default {DEFAULT_EXAMPLES})")
     v.add_argument("--seed", type=int, default=None,
                    help="draw other cases, replayably (default: a fixed, derandomized draw)")
+    v.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="claims checked at once, each in its own process (default: the number of CPUs; "
+                        "1 checks them in this process)")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
     sub.add_parser("list", help="list the claims")
     _docs_parser(sub)
@@ -89,10 +96,14 @@ def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     ids = _selected(args.claim)
     seed = "derandomized" if args.seed is None else f"seed {args.seed}"
     out.write(f"gradcheck verify: {len(ids)} claims, {args.examples} cases per property, {seed}\n")
+    if args.jobs is not None and args.jobs < 1:
+        raise SystemExit(f"gradcheck: error: --jobs {args.jobs} must be at least 1")
+    jobs = min(args.jobs or os.cpu_count() or 1, len(ids))
     start = time.perf_counter()
-    reports = []
-    for n, cid in enumerate(ids, 1):
-        reports.append(_run_one(cid, n, len(ids), args, err))
+    if jobs == 1:
+        reports = [_run_one(cid, n, len(ids), args, err) for n, cid in enumerate(ids, 1)]
+    else:
+        reports = _run_parallel(ids, jobs, args, err)
     out.write(_table(reports))
     out.write(_witnesses(reports))
     held = sum(r.holds for r in reports)
@@ -117,6 +128,28 @@ def _run_one(cid: str, n: int, total: int, args: argparse.Namespace, err: TextIO
                   f"in {report.seconds:.1f} s{end}")
         err.flush()
     return report
+
+
+def _claim_in_worker(cid: str, examples: int, seed: int | None) -> tuple[list[PropertyReport], float, str]:
+    # The report less its claim, whose properties hold lambdas that do not pickle.
+    report = run_claim(REGISTRY[cid], examples=examples, seed=seed)
+    return report.properties, report.seconds, report.skipped
+
+
+def _run_parallel(ids: list[str], jobs: int, args: argparse.Namespace, err: TextIO) -> list[ClaimReport]:
+    """Claims in worker processes (spawned: a fork of a process that has loaded
+    torch's threads may hang); the reports come back in the catalog's order."""
+    done: dict[str, ClaimReport] = {}
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_claim_in_worker, cid, args.examples, args.seed): cid for cid in ids}
+        for future in as_completed(futures):
+            cid = futures[future]
+            done[cid] = report = ClaimReport(REGISTRY[cid], *future.result())
+            if not args.quiet:
+                err.write(f"[{len(done)}/{len(ids)}] {cid}: {report.outcome} after {report.cases} cases "
+                          f"in {report.seconds:.1f} s\n")
+                err.flush()
+    return [done[cid] for cid in ids]
 
 
 def _figures(r: ClaimReport) -> str:
