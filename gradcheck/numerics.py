@@ -65,11 +65,15 @@ NOISE_WIDENINGS = 2
 NOISE_WIDENING = 16.0
 
 # check_reduction counts the grid of gradient values that no move changes as
-# rounding only where each has at least this many significant bits: a value
+# rounding only where each has at least GRID_BITS significant bits: a value
 # rounded to the grid of a large term keeps many ((1e8 + 2/3) - 1e8 keeps 26
 # of 53, (1e3 + 2/3) - 1e3 in float32 13 of 24), an exact level few (a mean
-# of B <= 2^9 signs has at most 9).
+# of B <= 2^9 signs has at most 9). It widens its ladder for values of at
+# least WIDEN_BITS: a coarser grid ((1e13 + 2/3) - 1e13 keeps 9) shows once
+# the values move, and the residue of a term that cancels (2^-51, one bit)
+# or a mean of a few signs does not call for it.
 GRID_BITS = 10
+WIDEN_BITS = 4
 
 # The ladder cannot see the function when a smooth fit over the wide range
 # leaves residuals of this fraction of the values' spread: values that are

@@ -1277,20 +1277,24 @@ def _widest_grid(ladder: Callable[[tuple[float, ...]], np.ndarray], dtype: np.dt
         cells = _grid(G)
         grid = max(grid, float(np.max(cells, initial=0.0)))
         scale *= nm.NOISE_WIDENING
-        stuck = (cells == 0) & np.any(G != 0, axis=0)
-        if not np.any(stuck):
-            return grid
-        if scale * reach > 1.0:
+        if not np.any(_stuck(G, cells, nm.WIDEN_BITS, np.max)) or scale * reach > 1.0:
             break
-    # Entries flat everywhere the ladder reached (saturated units, signs):
-    # their values' own grid, where every value has at least
-    # numerics.GRID_BITS significant bits. A value rounded to a coarse grid,
-    # (1e8 + 2/3) - 1e8, keeps about 26 of float64's 53; an exact level has
-    # few (a Huber or L1 mean of signs over B = 4 is a multiple of 1/4), and
-    # counted as rounding it would hide a wrong reduction of such levels.
-    flat = G[:, stuck]
-    bits = np.min(np.where(flat != 0, _significant_bits(flat), 53), axis=0)
-    return max(grid, float(np.max(np.where(bits >= nm.GRID_BITS, _lowest_bits(flat), 0.0))))
+    # Entries flat everywhere the ladder reached (saturated units): their
+    # values' own grid.
+    flat = _stuck(G, cells, nm.GRID_BITS, np.min)
+    return max(grid, float(np.max(np.where(flat, _lowest_bits(G), 0.0), initial=0.0)))
+
+
+def _stuck(G: np.ndarray, cells: np.ndarray, bits: int, which: Callable[..., np.ndarray]) -> np.ndarray:
+    """Entries that did not move at every step and whose nonzero values keep
+    (``which``: all of them, np.min; one, np.max) at least ``bits``
+    significant bits: a value rounded to a coarse grid, (1e8 + 2/3) - 1e8,
+    keeps about 26 of float64's 53. An exact level has few (a Huber or L1
+    mean of signs over B = 4 is a multiple of 1/4; the rounding residue of a
+    term that cancels, 2^-51)."""
+    sig = _significant_bits(G)
+    kept = which(np.where(G != 0, sig, 53 if which is np.min else 0), axis=0)
+    return (cells == 0) & np.any(G != 0, axis=0) & (kept >= bits)
 
 
 def _bits(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
