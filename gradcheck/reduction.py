@@ -1292,8 +1292,8 @@ def _stuck(G: np.ndarray, cells: np.ndarray, bits: int, which: Callable[..., np.
     keeps about 26 of float64's 53. An exact level has few (a Huber or L1
     mean of signs over B = 4 is a multiple of 1/4; the rounding residue of a
     term that cancels, 2^-51)."""
-    sig = _significant_bits(G)
-    kept = which(np.where(G != 0, sig, 53 if which is np.min else 0), axis=0)
+    # Zeros carry no grid: they neither hold back (min) nor count (max).
+    kept = which(np.where(G != 0, _bits(G)[1], 53 if which is np.min else 0), axis=0)
     return (cells == 0) & np.any(G != 0, axis=0) & (kept >= bits)
 
 
@@ -1304,10 +1304,6 @@ def _bits(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     low = digits & -digits
     zeros = np.where(low > 0, np.log2(np.where(low > 0, low, 1)).astype(np.int64), 53)
     return low.astype(np.float64) * np.ldexp(1.0, exponent - 53), 53 - zeros
-
-
-def _significant_bits(G: np.ndarray) -> np.ndarray:
-    return _bits(G)[1]
 
 
 def _lowest_bits(G: np.ndarray) -> np.ndarray:
