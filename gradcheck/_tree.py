@@ -76,13 +76,15 @@ class TreeDef:
         parts = [np.asarray(v, dtype=np.float64).ravel() for _, v in _walk(tree, "")]
         return np.concatenate(parts) if parts else np.zeros(0)
 
-    def unflatten(self, flat: np.ndarray, *, dtype: Any = None) -> Any:
-        """Rebuild a tree of fresh arrays from a flat vector."""
+    def unflatten(self, flat: np.ndarray, *, dtype: Any = None, views: bool = False) -> Any:
+        """Rebuild a tree of fresh arrays from a flat vector (``views``: of
+        views into ``flat`` where the dtype allows, for a vector made for the
+        call and dropped after it)."""
         def build(node: Any) -> Any:
             if isinstance(node, int):
                 leaf = self.leaves[node]
                 piece = flat[leaf.start:leaf.start + leaf.size].reshape(leaf.shape)
-                return np.array(piece, dtype=dtype or leaf.dtype)
+                return (np.asarray if views else np.array)(piece, dtype=dtype or leaf.dtype)
             if isinstance(node, dict):
                 return {k: build(v) for k, v in node.items()}
             if isinstance(node, tuple):

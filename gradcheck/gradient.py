@@ -84,6 +84,7 @@ class _Setup:
         self._reach: np.ndarray | None = None
         self._pooled: np.ndarray | None = None
         self.kinked = np.zeros(self.x0.size, dtype=bool)  # entries the loss shows on a kink
+        self._cells: tuple[list[_Cells], list[_Cells | None]] | None = None
         # Per entry, the best |v_j| / bound over the comparisons that decided:
         # an error e_j is caught for certain once |v_j e_j| > 2 bound.
         self.seen = np.zeros(self.x0.size)
@@ -102,7 +103,9 @@ class _Setup:
     def _loss64(self, flat: np.ndarray) -> Any:
         # Finite differences in float64 whatever the model's dtype: the loss
         # is handed float64 parameters; what it returns tells its precision.
-        return self.loss_fn(self.td.unflatten(flat, dtype=np.float64), *copies(self.batch))
+        # The oracle hands every call a vector of its own (views save a copy
+        # of every parameter per evaluation, which at 10^6 is a third of a pass).
+        return self.loss_fn(self.td.unflatten(flat, dtype=np.float64, views=True), *copies(self.batch))
 
     def _grad_at(self, flat: np.ndarray, batch: tuple) -> np.ndarray:
         self.grad_calls += 1
@@ -178,13 +181,16 @@ class _Setup:
         """Random moves of the params and of the batch's real-valued arrays
         (see :func:`_ulp_steps`); params held coarser than the gradient stay
         still unless ``coarse_params``."""
+        if self._cells is None:  # the same for every pattern: computed once
+            self._cells = ([_Cells(self.x0[leaf.start:leaf.start + leaf.size], leaf.dtype, self.g_dtype)
+                            for leaf in self.td.leaves],
+                           [_Cells(np.asarray(a, np.float64).ravel(), np.asarray(a).dtype, self.g_dtype)
+                            if _continuous(a) else None for a in self.batch])
         s = np.zeros(self.n)
-        for leaf in self.td.leaves:
+        for leaf, cells in zip(self.td.leaves, self._cells[0]):
             if coarse_params or np.finfo(leaf.dtype).eps <= np.finfo(self.g_dtype).eps:
-                sl = slice(leaf.start, leaf.start + leaf.size)
-                s[sl] = _ulp_steps(rng, self.x0[sl], leaf.dtype, self.g_dtype, half=half)
-        ds = [_ulp_steps(rng, np.asarray(a, np.float64).ravel(), np.asarray(a).dtype, self.g_dtype, half=half)
-              if _continuous(a) else None for a in self.batch]
+                s[leaf.start:leaf.start + leaf.size] = _ulp_steps(rng, cells, half=half)
+        ds = [None if cells is None else _ulp_steps(rng, cells, half=half) for cells in self._cells[1]]
         return s, ds
 
     def probe(self, v: np.ndarray) -> Probe:
@@ -197,22 +203,28 @@ class _Setup:
         oracle's answer along it, if already taken)."""
         moved = v != 0
         probe = self.oracle.assess(probe) if probe is not None else self.probe(v)
-        claimed = float(np.sum(v * self.g))
-        modelled = float(nm.sum_rounding(np.sum(np.abs(v * self.g)), self.g_dtype, int(moved.sum())))
-        measured = float(np.sum(np.abs(v) * self.allowance()))
-        rounding = max(modelled, measured)
+        products = v * self.g
+        claimed = float(np.sum(products))
+        terms = np.abs(products)  # 0 where v is
+        # Each entry's own rounding (modelled, or measured where larger), of
+        # random sign along the probe; then the float64 sum that adds them.
+        entries = np.maximum(nm.sum_rounding(terms, self.g_dtype, 1), np.abs(v) * self.allowance())
+        adding = np.log2(max(int(np.count_nonzero(moved)), 1)) * nm.eps(np.float64) * float(np.sum(terms))
+        rounding = nm.random_sign_rounding(entries) + adding
         c = Comparison(claimed, probe, probe.bound + rounding, rounding)
         if c.outcome != UNDETERMINED:
             self._record(c, v, moved)
         return c
 
     def _record(self, c: Comparison, v: np.ndarray, moved: np.ndarray) -> None:
-        with np.errstate(divide="ignore"):
-            sens = np.abs(v[moved]) / c.bound
+        # On the moved entries' span only: a narrowing probe moves one block.
         idx = np.flatnonzero(moved)
-        better = sens > self.seen[idx]
-        self.seen[idx[better]] = sens[better]
-        self.seen_by[idx[better]] = len(self.decided)
+        span = slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0)
+        with np.errstate(divide="ignore"):
+            sens = np.abs(v[span]) / c.bound
+        better = sens > self.seen[span]
+        self.seen[span][better] = sens[better]
+        self.seen_by[span][better] = len(self.decided)
         self.decided.append(c)
 
     def entry_direction(self, j: int) -> np.ndarray:
@@ -226,26 +238,40 @@ class _Setup:
         return v
 
 
-def _ulp_steps(rng: np.random.Generator, x: np.ndarray, dtype: np.dtype, grad_dtype: np.dtype, *,
-               half: bool) -> np.ndarray:
-    """Per entry of ``x`` (values held in ``dtype``), a move by a random sign
-    and numerics.GRAD_ULPS +- 1 ulps of the coarser of ``dtype`` and the
-    gradient's dtype, exactly representable in ``dtype`` both ways (0 where
-    it is not, at a binade edge). With ``half``, where ``dtype`` is the finer
-    one, the move is a whole number of cells and a half: grad_fn casts such a
-    value to its own dtype, and a second difference sees that rounding only
-    where the moved values round unevenly, which half a cell guarantees (a
-    whole number keeps each value's place in its cell)."""
-    dt = np.dtype(dtype)
-    finer = np.finfo(dt).eps < np.finfo(grad_dtype).eps
-    coarse = np.dtype(grad_dtype) if finer else dt
-    own = np.spacing(np.maximum(np.abs(x), np.finfo(dt).tiny).astype(dt)).astype(np.float64)
-    cell = np.spacing(np.maximum(np.abs(x), np.finfo(coarse).tiny).astype(coarse)).astype(np.float64)
-    cells = rng.integers(nm.GRAD_ULPS - 1, nm.GRAD_ULPS + 2, size=x.size) + (0.5 if finer and half else 0.0)
-    step = rng.choice([-1.0, 1.0], size=x.size) * np.maximum(np.round(cells * cell / own), 1.0) * own
+class _Cells:
+    """Values held in ``dtype`` (as float64) with, per entry, its own cell (ulp)
+    and the cell of the coarser of ``dtype`` and the gradient's dtype."""
+
+    def __init__(self, x: np.ndarray, dtype: np.dtype, grad_dtype: np.dtype) -> None:
+        self.x, self.dtype = x, np.dtype(dtype)
+        self.finer = np.finfo(self.dtype).eps < np.finfo(grad_dtype).eps
+        coarse = np.dtype(grad_dtype) if self.finer else self.dtype
+        self.own = _cell(x, self.dtype)
+        self.cell = _cell(x, coarse) if self.finer else self.own
+
+
+def _cell(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return np.spacing(np.maximum(np.abs(x), np.finfo(dtype).tiny).astype(dtype)).astype(np.float64)
+
+
+def _ulp_steps(rng: np.random.Generator, c: _Cells, *, half: bool) -> np.ndarray:
+    """Per entry of ``c.x``, a move by a random sign and numerics.GRAD_ULPS
+    +- 1 cells of the coarser of its dtype and the gradient's dtype, exactly
+    representable in its dtype both ways (0 where it is not, at a binade
+    edge). With ``half``, where its dtype is the finer one, the move is a
+    whole number of cells and a half: grad_fn casts such a value to its own
+    dtype, and a second difference sees that rounding only where the moved
+    values round unevenly, which half a cell guarantees (a whole number keeps
+    each value's place in its cell)."""
+    x = c.x
+    cells = rng.integers(nm.GRAD_ULPS - 1, nm.GRAD_ULPS + 2, size=x.size) + (0.5 if c.finer and half else 0.0)
+    sign = rng.integers(0, 2, size=x.size) * 2.0 - 1.0  # rng.choice([-1.0, 1.0]), without its indexing
+    units = np.maximum(np.round(cells * c.cell / c.own), 1.0) if c.finer else cells
+    step = sign * units * c.own
     with np.errstate(over="ignore", invalid="ignore"):
-        up = (x + step).astype(dt).astype(np.float64)
-        down = (x - step).astype(dt).astype(np.float64)
+        up, down = x + step, x - step
+        if c.dtype != np.float64:
+            up, down = up.astype(c.dtype).astype(np.float64), down.astype(c.dtype).astype(np.float64)
     return np.where((up - x == step) & (x - down == step), step, 0.0)
 
 
@@ -497,8 +523,8 @@ def _wrong_entries_text(s: _Setup, rng: np.random.Generator, bad: list[int],
             f"{named}{more}{hint}")
 
 
-def _entry_text(s: _Setup, j: int, c: Comparison) -> str:
-    scale = s.oracle.scale[j]
+def _entry_text(s: _Setup, j: int, c: Comparison, weight: float | None = None) -> str:
+    scale = s.oracle.scale[j] if weight is None else weight
     return (f"{s.td.name(j)} (grad_fn {c.claimed / scale:.9g}, "
             f"finite differences {c.probe.value / scale:.9g})")
 
@@ -568,7 +594,11 @@ def _unresolved_text(s: _Setup) -> str:
 
 def _projection(s: _Setup, probes: int, rng: np.random.Generator, requested: float) -> Verdict:
     directions = [s.block_direction(rng, 0, s.n) for _ in range(probes)]
-    comps = [s.compare(v) for v in directions]
+    comps: list[Comparison] = []
+    for v in directions:
+        comps.append(s.compare(v))
+        if comps[-1].outcome == FAILS:
+            break  # the verdict is settled: the evaluations go to naming the entries
     labels = [f"probe {k}" for k in range(probes)]
     everything = np.ones(s.n, bool)
     failed = [k for k, c in enumerate(comps) if c.outcome == FAILS]
@@ -582,8 +612,8 @@ def _projection(s: _Setup, probes: int, rng: np.random.Generator, requested: flo
     # A failure, or a probe that crossed a kink or a non-finite value: narrow
     # it down to entries, so the wrong ones are named and a definite error
     # is still found beside what finite differences cannot judge.
-    k = max(failed, key=lambda i: _excess(comps[i])) if failed else odd[0]
-    hunt = _narrow(s, directions[k])
+    k = failed[0] if failed else odd[0]
+    hunt = _narrow(s, directions[k], comps[k])
     scope = everything.copy()
     for lo, hi in hunt.odd:
         scope[lo:hi] = False
@@ -640,32 +670,50 @@ class _Hunt:
     odd: list[tuple[int, int]]
     probes: dict[tuple[int, int], Comparison]
     leaves: dict[int, Comparison]
+    weights: np.ndarray  # the probe narrowed down
 
 
 def _halves(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [h for lo, hi in blocks for h in ((lo, (lo + hi) // 2), ((lo + hi) // 2, hi))]
 
 
-def _narrow(s: _Setup, direction: np.ndarray) -> _Hunt:
-    """Narrow a probe down to entries: starting from the parameter arrays,
-    halve every block that fails or cannot be judged (a kink, a non-finite
-    value) until single entries remain or more than MAX_NAMED blocks are
-    left. Each block is probed with the probe's own weights on it, so a wrong
-    entry keeps the weight that exposed it while the bound shrinks with the
-    block. Then the entries found near a kink leave the loss's noise
-    measurement and the gradient's pooled rounding, where they could have
-    widened every bound, and the blocks are judged again (no new evaluations
-    but for the halves of a block that fails only now)."""
+def _narrow(s: _Setup, direction: np.ndarray, first: Comparison) -> _Hunt:
+    """Narrow a probe down to entries. A probe that fails (``first``) is
+    first followed by ramps (:func:`_locate`), which find one wrong entry
+    among n in a few probes. Otherwise, or where the ramps show more than one
+    wrong entry: starting from the parameter arrays, halve every block that
+    fails or cannot be judged (a kink, a non-finite value) until single
+    entries remain or more than MAX_NAMED blocks are left. Each block is
+    probed with the probe's own weights on it, so a wrong entry keeps the
+    weight that exposed it while the bound shrinks with the block. Then the
+    entries found near a kink leave the loss's noise measurement and the
+    gradient's pooled rounding, where they could have widened every bound,
+    and the blocks are judged again (no new evaluations but for the halves of
+    a block that fails only now)."""
     probes: dict[tuple[int, int], Probe] = {}
     comps: dict[tuple[int, int], Comparison] = {}
 
     def open_(b: tuple[int, int]) -> bool:
-        v = np.where(_mask(s.n, b), direction, 0.0)
+        v = _on(direction, b)
         if b not in probes:
             probes[b] = s.probe(v)
         comps[b] = s.compare(v, probes[b])
         return comps[b].outcome != HOLDS
 
+    located = _locate(s, direction, first, open_, comps) if first.outcome == FAILS else None
+    if located is not None:
+        # A spread error goes on from the arrays below, which tell whether a
+        # whole array is scaled or has the wrong sign.
+        singles, wide = located
+        if not wide and not any(comps[b].outcome == UNDETERMINED for b in singles):
+            found = sorted(lo for lo, hi in singles if comps[(lo, hi)].outcome == FAILS)
+            # An array whose wrong entries carry most of its gradient is
+            # probed whole: all of it may be wrong alike (a flipped sign).
+            mass = np.abs(direction * s.g)
+            whole = [(leaf.start, leaf.start + leaf.size) for leaf in {s.td.leaf_of(j) for j in found}
+                     if 2 * sum(mass[j] for j in found if s.td.leaf_of(j) == leaf)
+                     > np.sum(mass[leaf.start:leaf.start + leaf.size])]
+            return _Hunt(found, [], [], comps, {b[0]: comps[b] for b in whole if open_(b)}, direction)
     leaves = [(leaf.start, leaf.start + leaf.size) for leaf in s.td.leaves]
     singles, wide = _descend(leaves, open_)
     odd = [b for b in singles + wide if comps[b].outcome == UNDETERMINED]
@@ -684,13 +732,76 @@ def _narrow(s: _Setup, direction: np.ndarray) -> _Hunt:
     found = sorted(lo for lo, hi in singles if comps[(lo, hi)].outcome == FAILS)
     odd = [b for b in singles + wide if comps[b].outcome == UNDETERMINED]
     return _Hunt(found, [b for b in wide if comps[b].outcome == FAILS], odd, comps,
-                 {b[0]: comps[b] for b in leaves if comps[b].outcome == FAILS})
+                 {b[0]: comps[b] for b in leaves if comps[b].outcome == FAILS}, direction)
 
 
-def _mask(n: int, b: tuple[int, int]) -> np.ndarray:
-    m = np.zeros(n, bool)
-    m[b[0]:b[1]] = True
-    return m
+def _on(direction: np.ndarray, b: tuple[int, int]) -> np.ndarray:
+    """The probe's weights on block ``b``, zero elsewhere."""
+    v = np.zeros_like(direction)
+    v[b[0]:b[1]] = direction[b[0]:b[1]]
+    return v
+
+
+def _locate(s: _Setup, direction: np.ndarray, first: Comparison, open_: Callable[[tuple[int, int]], bool],
+            comps: dict[tuple[int, int], Comparison]
+            ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]] | None:
+    """Follow one wrong entry down by ramps: (single entries, wide blocks)
+    as :func:`_descend` gives them, or None where the ramps point nowhere.
+
+    If the probe fails by d = <v, g - fd> and the error sits in one entry t,
+    the same probe weighted by a ramp r rising from 0 to 1 across a block
+    holding t fails by r_t d: the ratio says where t is, to within what the
+    bounds of the two leave open, and a ramp across those entries says more.
+    Each ramp divides the block by about |d| over the bounds (10^2 to 10^3
+    in float64), so an entry among 10^6 is found in two to four probes,
+    where halving takes forty. The block the ramps end on is then probed,
+    and must fail by what the whole probe failed by (the rest then holds, to
+    the sum of the two bounds): otherwise the error is not in one entry, and
+    the halving from the parameter arrays takes over. A block of a few
+    entries the ramps cannot split further is halved."""
+    b = (0, s.n)
+    comps.setdefault(b, first)  # for a single parameter, the probe is the entry
+    while b[1] - b[0] > 1:
+        target = _ramp_target(s, direction, b, first)
+        if target is None:
+            break
+        b = target
+    if b == (0, s.n):
+        del comps[b]  # not a block the halving from the arrays starts from
+        return None
+    if not open_(b) or not _carries(comps[b], first):
+        return None
+    return ([b], []) if b[1] - b[0] == 1 else _descend([b], open_)
+
+
+def _ramp_target(s: _Setup, direction: np.ndarray, b: tuple[int, int], c: Comparison
+                 ) -> tuple[int, int] | None:
+    """The entries of block ``b`` where a single wrong entry could sit, if
+    all of comparison ``c``'s failure sits there, by one ramp probe; None if
+    that is over half the block or the ramp cannot be judged."""
+    lo, hi = b
+    m = hi - lo
+    ramp = np.zeros_like(direction)
+    ramp[lo:hi] = direction[lo:hi] * (np.arange(m) + 0.5) / m
+    w = s.compare(ramp)
+    if w.outcome == UNDETERMINED:
+        return None
+    d, dw = c.claimed - c.probe.value, w.claimed - w.probe.value
+    # Every d and dw their bounds allow; |d| > c.bound keeps d's sign. Entry
+    # i sits at r = (i + 0.5) / m; a hair of slack covers the division's rounding.
+    corners = [(dw + a * w.bound) / (d + e * c.bound) for a in (-1, 1) for e in (-1, 1)]
+    first = max(int(np.ceil(min(corners) * m - 0.5 - 1e-6)), 0)
+    last = min(int(np.floor(max(corners) * m - 0.5 + 1e-6)), m - 1)
+    if last < first or last - first + 1 > m // 2:
+        return None
+    return lo + first, lo + last + 1
+
+
+def _carries(part: Comparison, whole: Comparison) -> bool:
+    """``part`` fails by what ``whole`` fails by: the rest of the block
+    holds, to the sum of their bounds."""
+    rest = (whole.claimed - whole.probe.value) - (part.claimed - part.probe.value)
+    return part.outcome == FAILS and abs(rest) <= whole.bound + part.bound
 
 
 def _descend(blocks: list[tuple[int, int]], keep: Callable[[tuple[int, int]], bool]
@@ -715,8 +826,9 @@ def _localised_text(s: _Setup, rng: np.random.Generator, hunt: _Hunt) -> str:
     if not hunt.failing:
         return ("the error is spread thinly: no single parameter array fails on its own"
                 + _leaf_hint(s, hunt.leaves, rng) + note)
-    comps = {j: s.compare(s.entry_direction(j)) for j in hunt.failing}
-    return ("wrong entries: " + ", ".join(_entry_text(s, j, comps[j]) for j in hunt.failing)
+    # Each entry was probed alone on the way down, with the probe's weight.
+    return ("wrong entries: " + ", ".join(_entry_text(s, j, hunt.probes[(j, j + 1)], hunt.weights[j])
+                                          for j in hunt.failing)
             + _leaf_hint(s, hunt.leaves, rng) + note)
 
 

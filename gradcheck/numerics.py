@@ -109,6 +109,18 @@ GRAD_NOISE_SAFETY = 2.0
 # cancelling exactly (as +a and -a would under equal weights).
 PROBE_WEIGHTS = (0.5, 1.5)
 
+# A directional derivative <v, g> adds the roundings d_j of n gradient
+# entries, each weighted by v_j. The probe's signs are drawn at random,
+# independently of grad_fn, so sum_j v_j d_j is a sum of independent terms of
+# random sign, each within |v_j| a_j (a_j: the entry's allowance), whatever
+# the d_j are (all of one sign, as a float32 backward pass rounds them, too).
+# Hoeffding's inequality puts it beyond RANDOM_SIGNS_Z times the root sum of
+# squares of those bounds with probability at most 2 exp(-Z^2 / 2) = 1.4e-9
+# per comparison; it is never held to more than their plain sum. Without this
+# the allowance of a projection grows as n, and a float32 gradient of 10^6
+# entries could not be checked to better than a few percent; with it, as sqrt(n).
+RANDOM_SIGNS_Z = 6.5
+
 # The resolution a check must reach to say "holds", unless the caller asks
 # for another: the smallest relative error in a typical gradient entry (one of
 # root-mean-square size) that the check must be able to catch. 1e-3 is the
@@ -162,3 +174,15 @@ def fit_uncertainty(tolerance: float, size: int, smallest_singular_value: float)
     where this reaches the largest coefficient, and tells fitted weights
     apart only where they differ by more than twice it."""
     return tolerance * np.sqrt(size) / smallest_singular_value if smallest_singular_value > 0 else np.inf
+
+
+def random_sign_rounding(bounds: np.ndarray) -> float:
+    """Bound on sum_j s_j d_j with |d_j| <= bounds[j] and signs s_j drawn at
+    random, independently of the d_j (see RANDOM_SIGNS_Z): the smaller of
+    the plain sum and Z times the root sum of squares.
+
+    >>> random_sign_rounding(np.ones(4)), round(random_sign_rounding(np.ones(10**6)), 3)
+    (4.0, 6500.0)
+    """
+    b = np.abs(np.asarray(bounds, dtype=np.float64))
+    return float(min(np.sum(b), RANDOM_SIGNS_Z * np.sqrt(np.sum(b * b))))

@@ -178,6 +178,8 @@ def _short(value: Any) -> str:
 class _Runner(abc.ABC):
     """Runs ``forward(model, loss, *batch)`` at given parameter values."""
 
+    copies: bool  # whether the values handed in must be copied first
+
     def __init__(self, model: torch.nn.Module, loss: Callable[..., Any], forward: Forward,
                  trainable: dict[str, torch.nn.Parameter], seed: int, dtype: torch.dtype) -> None:
         self.model, self.loss, self.forward = model, loss, forward
@@ -201,7 +203,7 @@ class _Runner(abc.ABC):
         return {name: _numpy_grad(g, p) for (name, p), g in zip(self.trainable.items(), grads)}
 
     def _loss(self, params: Any, batch: tuple[Any, ...]) -> torch.Tensor:
-        values = _param_tensors(params, self.trainable)
+        values = _param_tensors(params, self.trainable, copy=self.copies)
         inputs = [_batch_tensor(b, i, self.dtype, self.device) for i, b in enumerate(batch)]
         with self._state(values), _fixed_random(self.seed, self.device):
             try:
@@ -218,6 +220,8 @@ class _Runner(abc.ABC):
 
 class _Live(_Runner):
     """The user's module itself: the backward pass under test, in its own dtype."""
+
+    copies = True  # the module computes on the values themselves
 
     def __init__(self, model: torch.nn.Module, loss: Callable[..., Any], forward: Forward,
                  trainable: dict[str, torch.nn.Parameter], seed: int) -> None:
@@ -254,6 +258,8 @@ class _Reference(_Runner):
     the user's module: its mode, buffers and frozen parameters are read from
     it on every call."""
 
+    copies = False  # the values are copied into the copy's own parameters
+
     def __init__(self, model: torch.nn.Module, loss: Callable[..., Any], forward: Forward,
                  trainable: dict[str, torch.nn.Parameter], seed: int, dtype: torch.dtype) -> None:
         twin, twin_loss = _copies(model, loss, dtype)
@@ -269,7 +275,11 @@ class _Reference(_Runner):
             for mine, theirs in self.state_pairs:
                 mine.copy_(theirs)
             for name, p in self.trainable.items():
-                p.copy_(values[name])
+                value = values[name]
+                if value.dtype == p.dtype and value.device == p.device:
+                    p.data = value  # the copy computes on the values handed in: no pass over them
+                else:
+                    p.data = value.to(device=p.device, dtype=p.dtype)
         for mine, theirs in self.module_pairs:
             mine.training = theirs.training
         yield
@@ -348,7 +358,10 @@ def _fixed_random(seed: int, device: torch.device) -> Iterator[None]:
 
 # ---------------------------------------------------------------- values in and out
 
-def _param_tensors(params: Any, trainable: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
+def _param_tensors(params: Any, trainable: dict[str, torch.nn.Parameter], *, copy: bool = True
+                   ) -> dict[str, torch.Tensor]:
+    """The params as tensors: copies, never the caller's memory, unless
+    ``copy`` is False for a caller that only reads them."""
     if not isinstance(params, dict) or set(params) != set(trainable):
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise GradcheckUsageError(f"params={_short(got)} does not match the model's trainable parameters "
@@ -360,7 +373,10 @@ def _param_tensors(params: Any, trainable: dict[str, torch.nn.Parameter]) -> dic
         if value.shape != tuple(p.shape):
             raise GradcheckUsageError(f"params[{name!r}] has shape {value.shape}; the model's parameter "
                                       f"has shape {tuple(p.shape)}")
-        out[name] = torch.tensor(value, dtype=p.dtype, device=p.device)  # a copy, never the caller's memory
+        if copy or not value.flags.writeable or p.device.type != "cpu":
+            out[name] = torch.tensor(value, dtype=p.dtype, device=p.device)
+        else:
+            out[name] = torch.from_numpy(np.ascontiguousarray(value))  # read once, by copy_
     return out
 
 

@@ -165,16 +165,74 @@ def test_one_wrong_entry_among_1e5_is_named_at_bounded_cost(seed, leaf, where, d
     assert text.count("(grad_fn ") == 1, text  # only the wrong entry is named
     # Cost. Each directional comparison is one ladder of 6 evaluations, plus
     # OVERHEAD once: the loss at params, its noise measurement, and grad_fn
-    # at params and at the moved points that measure its rounding. Then:
-    # the projection (4 probes); one comparison per leaf; one more for the
-    # failing leaf's sign/scale hint; per halving level, the 2 halves of the
-    # one failing block, over at most ceil(log2 n) levels; one comparison of
-    # the entry it names. So at most
-    #     OVERHEAD + 6 * (4 + leaves + 1 + 2 * ceil(log2 n) + 1) = 288 for n = 10^5,
-    # O(log n), where a full check would cost 6 n = 600,000.
-    leaves, probes = len(SHAPES), 4
-    bound = OVERHEAD + 6 * (probes + leaves + 1 + 2 * math.ceil(math.log2(N_BIG)) + 1)
+    # at params and at the moved points that measure its rounding. Then: the
+    # projection's probes up to the first that fails (at most 4); the ramps
+    # that follow the error down, each dividing the block by |error| over the
+    # bounds (here > 10^2, so at most 3 for 10^5 entries; one more allowed);
+    # one comparison of the entry found. So at most
+    #     OVERHEAD + 6 * (4 + 4 + 1) = 92 for n = 10^5,
+    # where halving (two probes per level, 17 levels) took up to 288, and a
+    # full check would cost 6 n = 600,000.
+    probes, ramps = 4, 4
+    bound = OVERHEAD + 6 * (probes + ramps + 1)
     assert v.evaluations <= bound, (v.evaluations, bound)
+
+
+@given(seed=st.integers(0, 2**32 - 1),
+       where=st.lists(st.integers(0, N_BIG - 1), min_size=2, max_size=4, unique=True),
+       delta=st.sampled_from([1e-2, -1e-2, 0.5]))
+@settings(phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          max_examples=max(5, settings.default.max_examples // 6))
+def test_several_wrong_entries_among_1e5_are_all_named(seed, where, delta):
+    # A ramp points at one entry only where the error sits in one: with
+    # errors in several, it points between them, and the check must notice
+    # and halve instead, naming each.
+    params = _big_params(seed)
+    flat_names = [("W", np.unravel_index(j, SHAPES["W"])) if j < 75_000 else ("b", (j - 75_000,)) for j in where]
+
+    def wrong(p):
+        g = _separable_grad(p)
+        for leaf, index in flat_names:
+            g[leaf][index] += delta
+        return g
+
+    v = gradcheck.check_gradient(_separable_loss, wrong, params, mode="projection", seed=seed % 1000)
+    text = str(v)
+    assert v.fails, text
+    for leaf, index in flat_names:
+        shown = ", ".join(str(int(i)) for i in index)
+        assert f"params['{leaf}'][{shown}] (grad_fn" in text, text
+    assert text.count("(grad_fn ") == len(where), text
+
+
+@given(seed=st.integers(0, 2**32 - 1), where=st.integers(0, 1_999), sign=st.sampled_from([1.0, -1.0]))
+@settings(max_examples=max(5, settings.default.max_examples // 3))
+def test_one_wrong_entry_of_a_float32_gradient_is_caught_by_a_projection(seed, where, sign):
+    # The roundings of n float32 entries add up along a probe of random signs
+    # as sqrt(n), not n. Held to their plain sum, a projection of these 2,000
+    # entries resolved 3e-2 of a typical one; held to numerics.RANDOM_SIGNS_Z
+    # root-sum-squares, 6e-3, so 1e-2 is reached and a wrong entry 1.5e-2 of
+    # a typical one off is caught and named.
+    rng = np.random.default_rng(seed)
+    params = {"w": rng.uniform(1.0, 2.0, 2_000).astype(np.float32)}
+
+    def right(p):
+        return {"w": (np.cos(p["w"]) + 0.5 * p["w"]).astype(np.float32)}
+
+    typical = float(np.sqrt(np.mean(right(params)["w"].astype(np.float64) ** 2)))
+
+    def wrong(p):
+        g = right(p)
+        g["w"][where] += np.float32(sign * 1.5e-2 * typical)
+        return g
+
+    good = gradcheck.check_gradient(_separable_loss, right, params, mode="projection", seed=seed % 1000,
+                                    resolution=1e-2)
+    assert good.holds, str(good)
+    v = gradcheck.check_gradient(_separable_loss, wrong, params, mode="projection", seed=seed % 1000,
+                                 resolution=1e-2)
+    assert v.fails, str(v)
+    assert f"wrong entries: params['w'][{where}] (grad_fn" in str(v), str(v)
 
 
 @given(seed=st.integers(0, 2**32 - 1), probes=st.integers(1, 6))
