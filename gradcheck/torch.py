@@ -275,11 +275,9 @@ class _Reference(_Runner):
             for mine, theirs in self.state_pairs:
                 mine.copy_(theirs)
             for name, p in self.trainable.items():
-                value = values[name]
-                if value.dtype == p.dtype and value.device == p.device:
-                    p.data = value  # the copy computes on the values handed in: no pass over them
-                else:
-                    p.data = value.to(device=p.device, dtype=p.dtype)
+                # Copied, not aliased: a forward pass may write into its own
+                # weights (an Embedding with max_norm renormalizes them).
+                p.copy_(values[name])
         for mine, theirs in self.module_pairs:
             mine.training = theirs.training
         yield

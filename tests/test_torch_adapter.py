@@ -606,3 +606,19 @@ def test_the_adapter_module_uses_the_real_torch():
 def test_doctests():
     result = doctest.testmod(gt, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_forward_that_writes_into_its_weights_leaves_the_callers_params_alone():
+    # nn.Embedding(max_norm=...) renormalizes the rows it looks up, in place,
+    # during the forward pass: the float64 copy may do so to its own weights,
+    # never to the arrays the caller handed to loss_fn.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(5, 3, max_norm=0.5), nn.Flatten(), nn.Linear(6, 2)).double()
+    with torch.no_grad():
+        model[0].weight.mul_(4.0)  # rows far above max_norm
+    loss_fn, grad_fn, params = functions(model, nn.CrossEntropyLoss())
+    before = {k: v.copy() for k, v in params.items()}
+    x, y = torch.tensor([[0, 1], [2, 3]]), torch.tensor([0, 1])
+    loss_fn(params, x, y)
+    for k in params:
+        np.testing.assert_array_equal(params[k], before[k], err_msg=k)
