@@ -345,3 +345,26 @@ def test_fd_gradient_does_not_modify_x0():
     before = x0.copy()
     fd_gradient(lambda x: float(np.sum(np.sin(x))), x0)
     np.testing.assert_array_equal(x0, before)
+
+
+# ---------------------------------------------------------------- roundings along a probe of random signs
+
+@given(n=st.integers(1, 20_000), seed=st.integers(0, 2**32 - 1),
+       pattern=st.sampled_from(["one sign", "alternating", "random", "one large"]))
+def test_roundings_along_random_signs_stay_within_their_bound(n, seed, pattern):
+    # numerics.random_sign_rounding holds sum_j v_j d_j to RANDOM_SIGNS_Z
+    # root-sum-squares of |v_j| a_j, whatever the d_j within |d_j| <= a_j,
+    # because the probe's signs are drawn independently of them. Roundings
+    # all of one sign at their largest (a float32 backward pass), a pattern
+    # that alternates, and one entry far larger than the rest must all stay
+    # within it (the chance of a draw beyond it is 1.4e-9).
+    from gradcheck.oracle import _weights
+
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.0, 1.0, n)
+    if pattern == "one large":
+        a[rng.integers(n)] = 1e6
+    d = {"one sign": a, "alternating": a * (-1.0) ** np.arange(n),
+         "random": a * rng.uniform(-1.0, 1.0, n), "one large": a}[pattern]
+    v = _weights(np.random.default_rng(seed + 1), n)
+    assert abs(float(np.sum(v * d))) <= nm.random_sign_rounding(np.abs(v) * a)
