@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from ._docplots import Figure
-from ._realworld import SklearnRow, TorchRow
+from ._realworld import OptaxRow, SklearnRow, TorchRow
 from .claims import REGISTRY, ClaimReport, PropertyReport
 from .verdict import HOLDS, Verdict
 
@@ -200,20 +200,43 @@ def claims_index(reports: Sequence[ClaimReport], build: Build, figures: Iterable
 # ------------------------------------------------------------------ real losses
 
 
-def real_losses(torch_rows: Sequence[TorchRow], sklearn_rows: Sequence[SklearnRow], weights: str) -> str:
-    """The two tables of the real-losses page; ``weights`` shows the class weights the rows used."""
-    torch_lines = ["| loss (torch.nn) | targets | infer_reduction / check_reduction say | the summed loss is divided by |",
-                   "| --- | --- | --- | --- |"]
-    for r in torch_rows:
-        target = {"class": "class indices", "real": "real values", "prob": "probabilities"}[r.target]
-        if r.weights:
-            target += f"; weights: {r.weights}"
-        torch_lines.append(f"| `{r.code}` | {escape(target)} | {escape(r.says)} | {escape(r.divisor)} |")
+TARGET_WORDS = {"class": "class indices", "real": "real values", "prob": "probabilities"}
+
+
+def _targets(target: str, weights: str) -> str:
+    return escape(TARGET_WORDS[target] + (f"; weights: {weights}" if weights else ""))
+
+
+def _torch_table(rows: Sequence[TorchRow]) -> list[str]:
+    return ["| loss (torch.nn) | targets | infer_reduction / check_reduction say | the summed loss is divided by |",
+            "| --- | --- | --- | --- |",
+            *(f"| `{r.code}` | {_targets(r.target, r.weights)} | {escape(r.says)} | {escape(r.divisor)} |"
+              for r in rows)]
+
+
+def _optax_table(rows: Sequence[OptaxRow] | None) -> list[str]:
+    if rows is None:  # the build must not need JAX: say what is missing instead
+        return ["optax is not installed where this site was built, so its table is skipped."]
+    return ["optax returns one loss per example (or per output); the code below is the reduction its user "
+            "writes, with `out` the model's output, `y` the targets and `w` the class weights above. The "
+            "divisor is measured against the plain sum in the last column.", "",
+            "| loss (optax), reduced as written | targets | infer_reduction / check_reduction say "
+            "| divided by | the plain sum |",
+            "| --- | --- | --- | --- | --- |",
+            *(f"| `{r.code}` | {_targets(r.target, r.weights)} | {escape(r.says)} | {escape(r.divisor)} "
+              f"| `{r.summed}` |" for r in rows)]
+
+
+def real_losses(torch_rows: Sequence[TorchRow], optax_rows: Sequence[OptaxRow] | None,
+                sklearn_rows: Sequence[SklearnRow], weights: str) -> str:
+    """The tables of the real-losses page; ``weights`` shows the class weights the rows used,
+    and ``optax_rows`` is None where optax could not be imported."""
     sk_lines = ["| objective | data term | penalty weight | infer_reduction says |", "| --- | --- | --- | --- |"]
     for r in sklearn_rows:
         sk_lines.append(f"| `{r.model}` | {escape(r.data)} | {escape(r.penalty)} | {escape(r.says)} |")
     return "\n".join(["## PyTorch's loss modules", "", f"The class weights are w = {weights}.", "",
-                      *torch_lines, "",
+                      *_torch_table(torch_rows), "",
+                      "## optax's losses", "", *_optax_table(optax_rows), "",
                       "## scikit-learn's training objectives", "", *sk_lines, ""])
 
 

@@ -2,17 +2,21 @@
 
 The docs' "real losses" page is built from these tables. Each row wraps one
 piece of gradient code gradcheck did not write (a PyTorch loss module through
-:func:`gradcheck.torch.functions`, scikit-learn's own objective functions) as
-``grad_fn(params, *batch)`` and asks :func:`gradcheck.infer_reduction` and
-:func:`gradcheck.check_reduction` what it does. Nothing in a table is typed
-in: the words come from the checkers, the divisors from the gradients.
+:func:`gradcheck.torch.functions`, an optax loss reduced as its user writes
+it, through :func:`gradcheck.jax.functions`, scikit-learn's own objective
+functions) as ``grad_fn(params, *batch)`` and asks
+:func:`gradcheck.infer_reduction` and :func:`gradcheck.check_reduction` what
+it does. Nothing in a table is typed in: the words come from the checkers,
+the divisors from the gradients.
 
-PyTorch and scikit-learn are imported inside the functions that need them.
+PyTorch, JAX, optax and scikit-learn are imported inside the functions that
+need them: ``import gradcheck`` needs none of them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import types
 import warnings
 from dataclasses import dataclass, field
@@ -22,9 +26,12 @@ import numpy as np
 
 from .reduction import check_reduction, infer_reduction
 
-__all__ = ["TorchRow", "SklearnRow", "torch_rows", "sklearn_rows", "judge_torch", "judge_sklearn", "class_weights"]
+__all__ = ["TorchRow", "OptaxRow", "SklearnRow", "torch_rows", "optax_rows", "sklearn_rows", "judge_torch",
+           "judge_optax", "judge_sklearn", "class_weights", "have_optax"]
 
 B, C, D = 6, 4, 3  # batch size, classes or outputs, input features: small, so a row takes ~1 s
+CLASSES = (0, 1, 2, 3, 1, 2)  # the class targets: every class, two of them twice
+CLASS_WEIGHTS = (1.0, 2.0, 0.5, 3.0)  # w, the weighted rows' class weights
 
 
 # ------------------------------------------------------------------ PyTorch losses
@@ -65,7 +72,7 @@ def _torch_batch(target: str) -> tuple[Any, Any]:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(B, D, generator=gen, dtype=torch.float64)
     if target == "class":
-        return x, torch.tensor([0, 1, 2, 3, 1, 2])[:B]
+        return x, torch.tensor(CLASSES[:B])
     if target == "prob":
         return x, torch.softmax(torch.randn(B, C, generator=gen, dtype=torch.float64), dim=1)
     return x, torch.randn(B, C, generator=gen, dtype=torch.float64)
@@ -74,12 +81,12 @@ def _torch_batch(target: str) -> tuple[Any, Any]:
 def _class_weights() -> Any:
     import torch
 
-    return torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
+    return torch.tensor(CLASS_WEIGHTS, dtype=torch.float64)
 
 
 def class_weights() -> str:
     """The class weights ``w`` of the weighted rows, as the page shows them."""
-    return "(" + ", ".join(f"{v:g}" for v in _class_weights().tolist()) + ")"
+    return "(" + ", ".join(f"{v:g}" for v in CLASS_WEIGHTS) + ")"
 
 
 def _torch_loss(code: str, reduction: str | None = None) -> Any:
@@ -122,9 +129,15 @@ def _flat(tree: dict) -> np.ndarray:
 def _divisor(row: TorchRow, grad_fn: Callable, params: Any, x: Any, y: Any, w: np.ndarray | None) -> str:
     """The summed loss's gradient over this loss's, named where it matches a count."""
     sum_grad, _ = _torch_functions(row.code, "sum")
-    g, s = _flat(grad_fn(params, x, y)), _flat(sum_grad(params, x, y))
+    return _named_ratio(_flat(grad_fn(params, x, y)), _flat(sum_grad(params, x, y)), w)
+
+
+def _named_ratio(g: np.ndarray, s: np.ndarray, w: np.ndarray | None) -> str:
+    """s = ratio * g, with the ratio named where it is a count of the batch."""
     ratio = float(g @ s / (g @ g))
-    names = {"1": 1.0, "B": float(B), "B·C": float(B * C)}
+    if np.linalg.norm(s - ratio * g) > 1e-9 * np.linalg.norm(s):  # no divisor turns one into the other
+        return f"none: not proportional (closest {ratio:.6g})"
+    names = {"1": 1.0, "B": float(B), "B·C": float(B * C), "2·B·C": float(2 * B * C)}
     if w is not None:
         names["Σ w_i"] = float(np.sum(w))
     for name, value in names.items():
@@ -146,6 +159,111 @@ def judge_torch(row: TorchRow) -> TorchRow:
             says = f"{says}; declared weighted mean with these weights: {v.outcome}"
         divisor = _divisor(row, grad_fn, params, x, y, w)
     return TorchRow(row.code, row.target, row.weights, says, divisor)
+
+
+# ------------------------------------------------------------------ optax losses
+
+
+@dataclass(frozen=True)
+class OptaxRow:
+    """An optax loss reduced over the batch as its user writes it, and what the checkers measured.
+
+    optax returns one value per example (or per output) and leaves the reduction
+    to the user: ``code`` is that user's whole expression of the model's output
+    ``out``, the targets ``y`` and the class weights ``w``.
+    """
+
+    code: str
+    summed: str  # the plain sum the divisor is measured against, e.g. of squared errors
+    target: str  # "class", "real" or "prob": what the loss compares the output with
+    weights: str = ""  # how per-example weights follow from the targets, if the code weighs them
+    says: str = ""  # the checkers' words
+    divisor: str = ""  # what ``summed`` is divided by, measured
+
+
+_CE_INT = "optax.softmax_cross_entropy_with_integer_labels(out, y)"
+
+
+def optax_rows() -> list[OptaxRow]:
+    """The losses of the optax table, each with its plain sum and the targets it takes."""
+    # No ctc_loss row: it measures ~10 s (lax.scan compiled at every batch size the checkers cut),
+    # a third of the tests' budget, and one-label sequences would show nothing cross entropy does not.
+    se_sum = "optax.squared_error(out, y).sum()"
+    return [
+        OptaxRow("optax.l2_loss(out, y).mean()", se_sum, "real"),
+        OptaxRow("optax.squared_error(out, y).mean()", se_sum, "real"),
+        OptaxRow("optax.squared_error(out, y).sum(-1).mean()", se_sum, "real"),
+        OptaxRow("optax.huber_loss(out, y, delta=0.5).mean()", "optax.huber_loss(out, y, delta=0.5).sum()", "real"),
+        OptaxRow("optax.sigmoid_binary_cross_entropy(out, y).mean()",
+                 "optax.sigmoid_binary_cross_entropy(out, y).sum()", "prob"),
+        OptaxRow("optax.softmax_cross_entropy(out, y).mean()", "optax.softmax_cross_entropy(out, y).sum()", "prob"),
+        OptaxRow(f"{_CE_INT}.mean()", f"{_CE_INT}.sum()", "class"),
+        OptaxRow(f"{_CE_INT}.sum()", f"{_CE_INT}.sum()", "class"),
+        OptaxRow("optax.kl_divergence(jax.nn.log_softmax(out), y).mean()",
+                 "optax.kl_divergence(jax.nn.log_softmax(out), y).sum()", "prob"),
+        OptaxRow(f"(w[y] * {_CE_INT}).sum() / w[y].sum()", f"(w[y] * {_CE_INT}).sum()", "class",
+                 weights="class weight w[y_i] of each target"),
+    ]
+
+
+def have_optax() -> bool:
+    """Whether optax (and so JAX) can be imported here: the docs skip the optax table if not."""
+    import importlib.util
+
+    return importlib.util.find_spec("optax") is not None
+
+
+def _optax_batch(target: str) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(B, D))
+    if target == "class":
+        return x, np.array(CLASSES[:B])
+    y = rng.normal(size=(B, C))
+    if target == "prob":
+        return x, np.exp(y) / np.exp(y).sum(axis=1, keepdims=True)
+    return x, y
+
+
+def _optax_params() -> dict[str, np.ndarray]:
+    """The MLP D -> 5 tanh -> C in float64: gradcheck.jax runs float64 leaves with 64-bit types on."""
+    rng = np.random.default_rng(1)
+    return {"W1": rng.normal(size=(D, 5)) / np.sqrt(D), "b1": rng.normal(size=5) * 0.1,
+            "W2": rng.normal(size=(5, C)) / np.sqrt(5), "b2": rng.normal(size=C) * 0.1}
+
+
+# Rows share code (the plain sums, the .sum() row): each compiles once per batch shape.
+@functools.lru_cache(maxsize=32)
+def _optax_grad(code: str) -> Callable:
+    """``grad_fn(params, x, y)`` of ``code`` on the MLP's output, through :func:`gradcheck.jax.functions`."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from .jax import functions
+
+    names = {"optax": optax, "jax": jax, "jnp": jnp}
+    reduced = eval(f"lambda out, y, w: {code}", names)  # noqa: S307 - the table's own code
+
+    def loss(p: dict, x: Any, y: Any) -> Any:
+        out = jnp.tanh(x @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"]
+        # Made while tracing, inside the adapter's 64-bit context: w stays float64.
+        return reduced(out, y, jnp.asarray(CLASS_WEIGHTS))
+
+    return functions(loss, _optax_params())[1]
+
+
+def judge_optax(row: OptaxRow) -> OptaxRow:
+    """Measure one optax loss as reduced by its user: the checkers' words and what its plain sum is divided by."""
+    x, y = _optax_batch(row.target)
+    grad_fn, params = _optax_grad(row.code), _optax_params()
+    w = np.asarray(CLASS_WEIGHTS)[y] if row.weights else None
+    says = infer_reduction(grad_fn, params, x, y)
+    if w is not None and says != "mean":
+        v = check_reduction(grad_fn, params, x, y, reduction="mean", weights=w)
+        says = f"{says}; declared weighted mean with these weights: {v.outcome}"
+    sum_grad = _optax_grad(row.summed)
+    divisor = _named_ratio(_flat(grad_fn(params, x, y)), _flat(sum_grad(params, x, y)), w)
+    return OptaxRow(row.code, row.summed, row.target, row.weights, says, divisor)
 
 
 # ------------------------------------------------------------------ scikit-learn objectives

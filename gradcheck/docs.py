@@ -173,9 +173,10 @@ def _measure(paths: _Paths, ids: tuple[str, ...], examples: int, seed: int | Non
         reports = [_run(cid, n, len(ids), examples, seed, log) for n, cid in enumerate(ids, 1)]
     _write_claims(paths.stage, reports, info, figures)
     with _phase(log, "real losses"):
+        optax_rows = [rw.judge_optax(r) for r in rw.optax_rows()] if rw.have_optax() else None
         (gen / "real_losses.md").write_text(pages.real_losses(
-            [rw.judge_torch(r) for r in rw.torch_rows()], [rw.judge_sklearn(r) for r in rw.sklearn_rows()],
-            rw.class_weights()))
+            [rw.judge_torch(r) for r in rw.torch_rows()], optax_rows,
+            [rw.judge_sklearn(r) for r in rw.sklearn_rows()], rw.class_weights()))
     (gen / "peers.md").write_text(pages.peers((paths.root / "benchmarks" / "README.md").read_text()))
     (gen / "build.md").write_text(_build_facts(info))
 
