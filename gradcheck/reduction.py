@@ -1224,7 +1224,13 @@ class _Session:
                 return np.stack([view.G["batch"]] + [self.caller(flat + k * move)(_moved_batch(batch, k))
                                                      for k in offsets])
             narrow = ladder(nm.NOISE_NARROW)[1:]
-            worst = max(_ladder_residual(np.array(nm.NOISE_NARROW), narrow), _widest_grid(ladder, view.dtype) / 2)
+            # Every gradient seen so far (of each cut, at both points) counts
+            # for the common grid: a batch's gradient may round to 0 all along
+            # the ladder while an example's keeps a cell of it.
+            seen = np.concatenate([narrow.ravel()] + [np.ravel(a) for v in (self.view, view)
+                                                      for a in (*v.G.values(), v.S[v.have])])
+            worst = max(_ladder_residual(np.array(nm.NOISE_NARROW), narrow), _widest_grid(ladder, view.dtype) / 2,
+                        _common_grid(seen, view.dtype) / 2)
             # The magnitude of values whose C_GRAD ulps are that rounding, doubled:
             # the largest of a few samples of rounding understates the largest.
             self._noise = nm.NOISE_SAFETY * worst / (nm.C_GRAD * nm.eps(view.dtype))
@@ -1282,7 +1288,26 @@ def _widest_grid(ladder: Callable[[tuple[float, ...]], np.ndarray], dtype: np.dt
     # Entries flat everywhere the ladder reached (saturated units): their
     # values' own grid.
     flat = _stuck(G, cells, nm.GRID_BITS, np.min)
-    return max(grid, float(np.max(np.where(flat, _lowest_bits(G), 0.0), initial=0.0)))
+    return max(grid, float(np.max(np.where(flat, _lowest_bits(G), 0.0), initial=0.0)), _common_grid(G, dtype))
+
+
+def _common_grid(G: np.ndarray, dtype: np.dtype) -> float:
+    """The grid every nonzero value of every entry sits on, where none keeps
+    more than its dtype's mantissa less numerics.GRID_BITS significant bits:
+    the gradient of (1e15 + g) - 1e15 keeps 3 or 4 of 53, all of its entries
+    alike, so few that no ladder may widen for it (numerics.WIDEN_BITS),
+    while its values jump between cells of 0.125 as the params move. Exact
+    levels with few bits (an L1 bias's mean of signs over B = 8) are the
+    same from outside; they are counted as rounding only where every other
+    entry is as coarse, and a wrong reduction of them is then undetermined,
+    never passed (0 if any value keeps more bits, or none is nonzero)."""
+    values = G[np.isfinite(G) & (G != 0)]
+    if values.size == 0:
+        return 0.0
+    low, kept = _bits(values)
+    if np.max(kept) > np.finfo(dtype).nmant + 1 - nm.GRID_BITS:
+        return 0.0
+    return float(np.min(low))
 
 
 def _stuck(G: np.ndarray, cells: np.ndarray, bits: int, which: Callable[..., np.ndarray]) -> np.ndarray:

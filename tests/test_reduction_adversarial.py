@@ -304,6 +304,28 @@ def test_a_gradient_carrying_the_rounding_of_a_large_term_is_measured_not_failed
     assert wrong.fails and "dividing the sum by B-1" in str(wrong), str(wrong)
 
 
+@given(seed=st.integers(0, 2**32 - 1), B=st.integers(2, 12), d=st.integers(1, 4),
+       big=st.sampled_from([1e15, 4e15]))
+def test_a_gradient_left_with_three_bits_by_a_large_term_is_undetermined_not_failed(seed, B, d, big):
+    # (1e15 + g) - 1e15 keeps g to a grid of 0.125: 3 or 4 significant bits
+    # of an entry of size 1, too few for any ladder to widen for, and every
+    # entry alike. The checker counts that grid as rounding: the right code
+    # is precision-limited (half of such draws were failed before), and the
+    # same code dividing by B - 1 is never said to hold.
+    rng = np.random.default_rng(seed)
+    x, y, w = rng.normal(size=(B, d)), rng.normal(size=B), rng.normal(size=d)
+
+    def offset(divisor):
+        def grad_fn(w, x, y):
+            return (big + x.T @ (x @ w - y) / divisor(len(x))) - big
+        return grad_fn
+
+    v = gradcheck.check_reduction(offset(lambda n: n), w, x, y, reduction="mean")
+    assert not v.fails, str(v)
+    wrong = gradcheck.check_reduction(offset(lambda n: max(n - 1, 1)), w, x, y, reduction="mean")
+    assert not wrong.holds, str(wrong)
+
+
 # ---------------------------------------------------------------- kinks
 
 def _l1(reduction):
