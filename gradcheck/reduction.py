@@ -1397,8 +1397,9 @@ def _moved_batch(batch: list[tuple[np.ndarray, np.ndarray | None]], k: float) ->
 
 
 def _ladder_steps(td: TreeDef, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Per entry, a base step of the gradient's dtype, eps^(1/3) max(1, |x|): moves that change the gradient by many of its rounding
-    cells while a cubic still follows it; and at least one ulp of the leaf's
+    """Per entry, a base step of the gradient's dtype, eps^(1/3) max(1, |x|):
+    moves that change the gradient by many of its rounding cells while a
+    cubic still follows it; and at least one ulp of the leaf's
     own dtype, so that the entry moves at all. (The params' dtype rounds the
     moves by up to half an ulp: along the ladder that is a wobble of the
     size of the gradient's own rounding, which the measurement may include.)"""

@@ -616,7 +616,7 @@ def test_a_forward_that_writes_into_its_weights_leaves_the_callers_params_alone(
     model = nn.Sequential(nn.Embedding(5, 3, max_norm=0.5), nn.Flatten(), nn.Linear(6, 2)).double()
     with torch.no_grad():
         model[0].weight.mul_(4.0)  # rows far above max_norm
-    loss_fn, grad_fn, params = functions(model, nn.CrossEntropyLoss())
+    loss_fn, _, params = functions(model, nn.CrossEntropyLoss())
     before = {k: v.copy() for k, v in params.items()}
     x, y = torch.tensor([[0, 1], [2, 3]]), torch.tensor([0, 1])
     loss_fn(params, x, y)
