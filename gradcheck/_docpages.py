@@ -18,7 +18,7 @@ from ._realworld import OptaxRow, SklearnRow, TorchRow
 from .claims import REGISTRY, ClaimReport, PropertyReport
 from .verdict import HOLDS, Verdict
 
-__all__ = ["Build", "claim_page", "claims_index", "summary", "real_losses", "peers", "escape"]
+__all__ = ["Build", "claim_page", "claims_index", "summary", "real_losses", "peers", "peers_record", "escape"]
 
 KIND_WORDS = {
     "universal": "universal: must hold on every generated case",
@@ -276,8 +276,8 @@ def benchmark_record(readme: str) -> tuple[str, list[list[str]]]:
     return " ".join(run.group(0).split()), [header] + [_cells(line, spans) for line in rows[rule + 1:]]
 
 
-def peers(readme: str) -> str:
-    """The benchmark record as a table, with the run it was copied from and its note on dashes."""
+def _oracle_section(readme: str) -> list[str]:
+    """The benchmark record of oracle.py as a table, with the run it was copied from and its note on dashes."""
     run, rows = benchmark_record(readme)
     header = ["measurement"] + rows[0][1:]
     lines = ["| " + " | ".join(escape(h) for h in header) + " |",
@@ -286,5 +286,73 @@ def peers(readme: str) -> str:
     limits = re.search(r"^Cost limits:.*?(?=\n\n)", readme, re.S | re.M)
     note = ([f"A dash with [a] or [c] marks a check left out at that size for its cost. The record says "
              f"why: *{with_code(limits.group(0))}*", ""] if limits else [])
-    return "\n".join([f"Copied by this build from `benchmarks/README.md`, which records this run: "
-                      f"*{with_code(run)}*", "", *lines, "", *note])
+    first, last = (escape(re.sub(r"^n\s*≈\s*", "", h)) for h in (rows[0][1], rows[0][-1]))
+    return [f"## numpy MLPs of about {first} to {last} parameters (`benchmarks/oracle.py`)", "",
+            f"Copied by this build from `benchmarks/README.md`, which records this run: *{with_code(run)}*",
+            "", *lines, "", *note]
+
+
+PEERS_HEADING = "## `peers.py`"
+
+
+def _peers_section(readme: str) -> str:
+    """The text of benchmarks/README.md's peers.py section, up to the next ## heading."""
+    found = re.search(rf"^{re.escape(PEERS_HEADING)}.*?(?=^## |\Z)", readme, re.S | re.M)
+    if found is None:
+        raise ValueError(f"benchmarks/README.md has no section starting {PEERS_HEADING!r}")
+    return found.group(0)
+
+
+def _row_cells(line: str) -> list[str]:
+    """The cells of a Markdown table row, with any escaped pipe in a cell unescaped."""
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+
+
+def peers_record(readme: str) -> tuple[str, list[list[str]]]:
+    """The "Measured on ..." paragraph and the Markdown table (header first) of benchmarks/README.md's
+    peers.py section; a ValueError says which is missing, so the docs build fails rather than drop it."""
+    section = _peers_section(readme)
+    run = re.search(r"^Measured on .*?(?=\n[ \t]*\n)", section, re.S | re.M)
+    if run is None:
+        raise ValueError(f"benchmarks/README.md: no 'Measured on ...' paragraph under {PEERS_HEADING!r}")
+    table = re.search(r"(?:^\|.*\|[ \t]*(?:\n|\Z))+", section[run.end():], re.M)
+    lines = table.group(0).splitlines() if table else []
+    if len(lines) < 3 or not re.fullmatch(r"\|(?:\s*:?-+:?\s*\|)+", lines[1].strip()):
+        raise ValueError(f"benchmarks/README.md: no Markdown table (header, rule, rows) after the "
+                         f"'Measured on ...' paragraph under {PEERS_HEADING!r}")
+    rows = [_row_cells(line) for line in [lines[0], *lines[2:]]]
+    if len({len(r) for r in rows}) != 1:
+        raise ValueError(f"benchmarks/README.md: the table under {PEERS_HEADING!r} has rows of different widths")
+    return re.sub(r":$", ".", " ".join(run.group(0).split())), rows
+
+
+def _peers_versions(readme: str) -> str | None:
+    """The line of versions that peers.py prints under its table, if the record kept it."""
+    section = _peers_section(readme)
+    found = re.search(r"^[^|\n]*\bPython \d.*$", section[section.rfind("\n|"):], re.M)
+    return found.group(0).strip() if found else None
+
+
+def _torch_section(readme: str) -> list[str]:
+    run, rows = peers_record(readme)
+    header = rows[0]
+    # The size column reads "10^6 (1,025,760)"; the heading names the sizes the record covers.
+    sizes = dict.fromkeys(r[header.index("size")].split(" (")[0] for r in rows[1:]) if "size" in header else {}
+    of = f" of {' and '.join(map(escape, sizes))} parameters" if sizes else ""
+    versions = _peers_versions(readme)
+    return [f"## PyTorch MLPs{of} (`benchmarks/peers.py`)", "",
+            f"Copied by this build from `benchmarks/README.md`, which records this run: *{with_code(run)}*"
+            + (f" Under its table the script printed: *{with_code(versions)}*." if versions else ""), "",
+            "| " + " | ".join(with_code(h) for h in header) + " |",
+            "|" + " --- |" * len(header),
+            *("| " + " | ".join(with_code(c) for c in row) + " |" for row in rows[1:]), "",
+            "In the torch and jax columns, the figure in parentheses is that tool's time over gradcheck's "
+            "in the same run: below 1× the tool was faster. *missed* counts passes on wrong code and "
+            "*false alarm* failures on right code; gradcheck's *undetermined* is neither. A dash marks "
+            "a tool not run at that size (torch's full mode runs only where it takes under a minute).", ""]
+
+
+def peers(readme: str) -> str:
+    """Both dated peer records of benchmarks/README.md as tables, each with the run it was copied from:
+    peers.py's on a PyTorch model first, then oracle.py's on numpy MLPs by size."""
+    return "\n".join([*_torch_section(readme), *_oracle_section(readme)])

@@ -100,6 +100,16 @@ def test_the_peers_table_names_its_dated_run(site):
     assert re.search(r"Run on \d{4}-\d{2}-\d{2}", words) and "torch gradcheck fast_mode" in words
 
 
+def test_the_peers_page_also_shows_the_dated_peers_py_run(site):
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    date = re.search(r"^Measured on (\d{4}-\d{2}-\d{2})", readme, re.M).group(1)
+    words = text(site, "peers")
+    assert f"Measured on {date} with python benchmarks/peers.py" in words
+    assert re.search(r"float64 one entry 1% wrong [^|]*?0/10 missed, \d+ evals, named 10/10", words)
+    html = page(site, "peers")
+    assert html.count("<table") == 2 and "| size |" not in html  # tables, not raw pipes
+
+
 def test_no_page_needs_the_network(site):
     for html in site.out.rglob("*.html"):
         body = html.read_text()
@@ -171,6 +181,53 @@ def test_the_benchmark_record_is_read_with_its_date_and_columns():
     run, rows = pages.benchmark_record((ROOT / "benchmarks" / "README.md").read_text())
     assert run.startswith("Run on ")
     assert len({len(r) for r in rows}) == 1 and rows[0][1].startswith("n ≈")
+
+
+TINY_PEERS = """\
+## `peers.py`: gradcheck and others
+
+Measured on 2000-01-02 with `python benchmarks/peers.py --sizes 10^3 --markdown`
+(a test machine). A ratio is that tool's time over gradcheck's:
+
+| size | case | gradcheck | jax |
+|---|---|---|---|
+| 10^3 (1,000) | right | 0.1 s, 0/3 false alarm | 0.2 s (2×), a \\| b |
+
+x86_64, Python 3.0; medians per call
+
+How to read it:
+
+- words
+
+## Next section
+
+| not | this |
+|---|---|
+"""
+
+
+def test_the_peers_py_record_is_read_with_its_date_and_cells():
+    run, rows = pages.peers_record("# Benchmarks\n\n" + TINY_PEERS)
+    assert run == ("Measured on 2000-01-02 with `python benchmarks/peers.py --sizes 10^3 --markdown` "
+                   "(a test machine). A ratio is that tool's time over gradcheck's.")
+    assert rows == [["size", "case", "gradcheck", "jax"],
+                    ["10^3 (1,000)", "right", "0.1 s, 0/3 false alarm", "0.2 s (2×), a | b"]]
+
+
+def test_a_missing_peers_py_section_or_table_fails_loudly():
+    with pytest.raises(ValueError, match="no section starting '## `peers.py`'"):
+        pages.peers_record("# Benchmarks\n\n## Results\n\nRun on 2000-01-01.\n")
+    with pytest.raises(ValueError, match="no 'Measured on ...' paragraph"):
+        pages.peers_record(TINY_PEERS.replace("Measured on", "Run on"))
+    no_table = re.sub(r"^\|.*\n", "", TINY_PEERS.split("## Next")[0], flags=re.M)
+    with pytest.raises(ValueError, match="no Markdown table"):
+        pages.peers_record(no_table + "## Next\n\n| not | this |\n|---|---|\n| a | b |\n")
+
+
+def test_the_peers_page_text_has_both_records_in_order():
+    generated = pages.peers((ROOT / "benchmarks" / "README.md").read_text())
+    torch_at, oracle_at = generated.index("(`benchmarks/peers.py`)"), generated.index("(`benchmarks/oracle.py`)")
+    assert torch_at < oracle_at and "Measured on " in generated[:oracle_at] and "Run on " in generated[oracle_at:]
 
 
 def test_failure_messages_are_the_verdicts_wrapped():
