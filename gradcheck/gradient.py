@@ -593,10 +593,11 @@ def _unresolved_text(s: _Setup) -> str:
 # ---------------------------------------------------------------- projection mode
 
 def _projection(s: _Setup, probes: int, rng: np.random.Generator, requested: float) -> Verdict:
-    directions = [s.block_direction(rng, 0, s.n) for _ in range(probes)]
+    directions: list[np.ndarray] = []
     comps: list[Comparison] = []
-    for v in directions:
-        comps.append(s.compare(v))
+    for _ in range(probes):
+        directions.append(s.block_direction(rng, 0, s.n))
+        comps.append(s.compare(directions[-1]))
         if comps[-1].outcome == FAILS:
             break  # the verdict is settled: the evaluations go to naming the entries
     labels = [f"probe {k}" for k in range(probes)]
@@ -790,6 +791,8 @@ def _ramp_target(s: _Setup, direction: np.ndarray, b: tuple[int, int], c: Compar
     # Every d and dw their bounds allow; |d| > c.bound keeps d's sign. Entry
     # i sits at r = (i + 0.5) / m; a hair of slack covers the division's rounding.
     corners = [(dw + a * w.bound) / (d + e * c.bound) for a in (-1, 1) for e in (-1, 1)]
+    if not np.all(np.isfinite(corners)):
+        return None
     first = max(int(np.ceil(min(corners) * m - 0.5 - 1e-6)), 0)
     last = min(int(np.floor(max(corners) * m - 0.5 + 1e-6)), m - 1)
     if last < first or last - first + 1 > m // 2:
