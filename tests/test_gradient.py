@@ -293,6 +293,34 @@ def test_sign_flipped_leaf_is_named(case, data):
         assert f"params[{layer}]['{key}'] has the wrong sign" in text, text
 
 
+@pytest.mark.xfail(strict=True, reason="a known silent pass of projection mode, not fixed yet: errors in several "
+                   "entries can cancel along all 4 probes, and the stated resolution covers one wrong entry only")
+def test_a_flipped_array_whose_errors_cancel_along_every_probe_is_not_held():
+    # Found by the dev profile (test_sign_flipped_leaf_is_named): three
+    # entries of params[0]['W'] are wrong by 0.25, 0.5 and 0.5 (signs
+    # flipped), each about 1e-3 of the typical entry (~540), above the
+    # resolution the verdict states (5.5e-4). Along each of the 4 probes their
+    # random-sign sum falls within the bound (0.141 <= 0.148), so projection
+    # mode says "holds". A single wrong entry is caught for certain; several
+    # are caught only with the probability that random signs leave them
+    # uncancelled (1/2 per probe at worst): the stated resolution must say so.
+    net = Network(sizes=(4, 4, 1, 3), activation="quadratic", loss="cross_entropy", l2=0.125, batchnorm=False)
+    params = [{"W": np.array([[0., 0., 0., -1.], [0., -2., 0., 0.], [0., 0., 0., 0.], [-2., 0., 0., 0.]]),
+               "b": np.array([0., -2., 0., 1.])},
+              {"W": np.array([[0.], [2.], [0.], [1.]]), "b": np.array([0.])},
+              {"W": np.array([[0., 0., 0.]]), "b": np.array([0., 0., 1.])}]
+    x, y = np.array([[0., 2., 0., 0.]]), np.array([0])
+    loss_fn, grad_fn = _fns(net)
+
+    def flipped(p, x, y):
+        out = grad_fn(p, x, y)
+        out[0]["W"] = -out[0]["W"]
+        return out
+
+    v = gradcheck.check_gradient(loss_fn, flipped, params, x, y, mode="projection")
+    assert not v.holds, str(v)
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("sizes, W, b, x, y, key", [
     ((2, 1), [[1.0], [0.0]], [1.0], [[0.0, 1.0]], [[0.0]], "W"),  # residual 1: Huber's threshold
