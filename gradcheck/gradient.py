@@ -89,6 +89,13 @@ class _Setup:
         # an error e_j is caught for certain once |v_j e_j| > 2 bound.
         self.seen = np.zeros(self.x0.size)
         self.seen_by = np.full(self.x0.size, -1)  # index into self.decided
+        # Per entry, the comparisons that moved it alone (best |v_j| / bound:
+        # caught for certain), and those that moved it with others: how many,
+        # the mean log and the largest of their 4 bounds (see _multi_resolution).
+        self.alone = np.zeros(self.x0.size)
+        self.shared = np.zeros(self.x0.size, dtype=np.int64)
+        self.shared_log = np.zeros(self.x0.size)
+        self.shared_max = np.zeros(self.x0.size)
         self.decided: list[Comparison] = []
 
     @property
@@ -226,6 +233,13 @@ class _Setup:
         self.seen[span][better] = sens[better]
         self.seen_by[span][better] = len(self.decided)
         self.decided.append(c)
+        if idx.size == 1:
+            self.alone[idx] = np.maximum(self.alone[idx], sens[idx - span.start])
+        elif idx.size > 1:
+            window = 4 * c.bound
+            self.shared[idx] += 1
+            self.shared_log[idx] += np.log(window) if window > 0 else -np.inf
+            self.shared_max[idx] = np.maximum(self.shared_max[idx], window)
 
     def entry_direction(self, j: int) -> np.ndarray:
         v = np.zeros(self.n)
@@ -341,7 +355,7 @@ def check_gradient(loss_fn: Callable[..., Any], grad_fn: Callable[..., Any], par
     if mode == "full" or (mode == "auto" and s.n <= FULL_LIMIT):
         return _full(s, rng, requested)
     v = _projection(s, probes, rng, requested)
-    if mode == "auto" and v.reason == PRECISION_LIMITED and _full_would_help(s, requested):
+    if mode == "auto" and v.reason == PRECISION_LIMITED and _full_would_help(s, requested, v.resolution):
         return _full(s, rng, requested)
     return v
 
@@ -385,11 +399,29 @@ def _numbers(s: _Setup, comps: list[Comparison], requested: float, scope: np.nda
 
 
 def _absolute_resolution(s: _Setup, scope: np.ndarray) -> float:
-    """The smallest error certain to be caught in every entry of ``scope``."""
+    """The smallest error in one entry of ``scope`` caught whatever the other
+    entries' errors: for certain where the entry was compared alone, else
+    but for numerics.MISS_PROBABILITY (_multi_resolution)."""
     if not np.any(scope):
         return np.inf
-    worst = float(np.min(s.seen[scope]))
-    return nm.CATCH_FACTOR / worst if worst > 0 else np.inf
+    with np.errstate(divide="ignore"):
+        alone = np.where(s.alone > 0, nm.CATCH_FACTOR / s.alone, np.inf)
+    worst = float(np.max(np.minimum(alone, _multi_resolution(s))[scope]))
+    return worst
+
+
+def _multi_resolution(s: _Setup) -> np.ndarray:
+    """Per entry, the error that the comparisons moving it with others catch
+    but for numerics.MISS_PROBABILITY, whatever the other entries' errors:
+    each such comparison misses an error e_j with probability at most
+    window / (max(1, |x_j|) |e_j|), window = 4 bounds; over k of them, at
+    most prod(window) / (scale |e_j|)^k once |e_j| scale passes every window.
+    inf where no comparison moved the entry with others."""
+    k = np.maximum(s.shared, 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = np.exp(s.shared_log / k) / nm.MISS_PROBABILITY ** (1.0 / k)
+        error = np.maximum(s.shared_max, spread) / s.oracle.scale
+    return np.where(s.shared > 0, error, np.inf)
 
 
 def _relative_resolution(s: _Setup, scope: np.ndarray) -> float:
@@ -874,10 +906,13 @@ def _ratio(c: Comparison) -> tuple[float, float] | None:
 
 # ---------------------------------------------------------------- auto mode
 
-def _full_would_help(s: _Setup, requested: float) -> bool:
+def _full_would_help(s: _Setup, requested: float, reached: float) -> bool:
     """A full check is within budget and, by the error model, would reach the
-    resolution asked for."""
-    return s.n <= AUTO_FULL_LIMIT and _predicted_full_resolution(s) <= requested
+    resolution asked for, or a better one than the projection ``reached``."""
+    if s.n > AUTO_FULL_LIMIT:
+        return False
+    predicted = _predicted_full_resolution(s)
+    return predicted <= requested or predicted < reached
 
 
 def _predicted_full_resolution(s: _Setup) -> float:

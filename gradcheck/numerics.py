@@ -121,6 +121,17 @@ PROBE_WEIGHTS = (0.5, 1.5)
 # entries could not be checked to better than a few percent; with it, as sqrt(n).
 RANDOM_SIGNS_Z = 6.5
 
+# A probe along which several entries are wrong may see their errors cancel.
+# An entry j is caught whatever the others do unless its own term v_j e_j
+# lands within 2 bounds of minus the rest: its weight's magnitude is uniform
+# over an interval of length 1 (PROBE_WEIGHTS, times max(1, |x_j|)), so that
+# happens with probability at most 4 bound / (max(1, |x_j|) |e_j|) per probe,
+# independently across probes. A projection states as its resolution the
+# error in one entry that every pattern of errors elsewhere leaves uncaught
+# with probability at most MISS_PROBABILITY over its probes (with 4 probes:
+# 126 bounds, where one wrong entry alone is caught for certain at 2).
+MISS_PROBABILITY = 1e-6
+
 # The resolution a check must reach to say "holds", unless the caller asks
 # for another: the smallest relative error in a typical gradient entry (one of
 # root-mean-square size) that the check must be able to catch. 1e-3 is the

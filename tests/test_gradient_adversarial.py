@@ -224,11 +224,17 @@ def test_auto_falls_back_to_full_when_only_full_reaches_the_resolution():
     assert v.evaluations > 6 * 300, v.evaluations
 
 
-def test_auto_stays_with_a_projection_when_full_would_not_help():
-    """A float32 loss limits every mode alike: no 1,632 evaluations for nothing."""
+def test_auto_takes_a_full_check_when_it_resolves_more_than_the_projection():
+    """A float32 loss limits every mode, but not alike: a projection's
+    resolution must cover errors in several entries that cancel along its
+    probes, a full check's only each entry's own. Within 1,024 parameters,
+    auto spends the evaluations where they buy a finer resolution."""
     loss, grad, params, x = _sin_layer32(3)
+    projection = gradcheck.check_gradient(loss, grad, params, x, mode="projection")
     v = gradcheck.check_gradient(loss, grad, params, x)
-    assert v.reason == "precision-limited" and v.evaluations < 100, str(v)
+    assert v.reason == "precision-limited" and projection.reason == "precision-limited", (str(v), str(projection))
+    n = sum(a.size for a in params.values())
+    assert v.resolution < projection.resolution and v.evaluations > 6 * n, (str(v), str(projection))
 
 
 # ---------------------------------------------------------------- every verdict states its resolution
