@@ -24,6 +24,11 @@ FULL_LIMIT = 128  # mode="auto" checks every entry up to this many parameters
 # what a few seconds of a small model's loss allow.
 AUTO_FULL_LIMIT = 1024
 MAX_NAMED = 8  # localisation names at most this many entries
+# mode="auto" takes more probes, up to this many in all, while each one brings
+# a projection's resolution closer to the one asked for: every probe divides
+# the chance that errors in several entries cancel along all of them
+# (numerics.MISS_PROBABILITY), for 6 more evaluations whatever the size.
+AUTO_MAX_PROBES = 16
 
 
 @dataclass(frozen=True)
@@ -236,10 +241,10 @@ class _Setup:
         if idx.size == 1:
             self.alone[idx] = np.maximum(self.alone[idx], sens[idx - span.start])
         elif idx.size > 1:
-            window = 4 * c.bound
+            window = 2 * c.bound
             self.shared[idx] += 1
             self.shared_log[idx] += np.log(window) if window > 0 else -np.inf
-            self.shared_max[idx] = np.maximum(self.shared_max[idx], window)
+            self.shared_max[idx] = np.maximum(self.shared_max[idx], 2 * window)
 
     def entry_direction(self, j: int) -> np.ndarray:
         v = np.zeros(self.n)
@@ -354,7 +359,7 @@ def check_gradient(loss_fn: Callable[..., Any], grad_fn: Callable[..., Any], par
     rng = np.random.default_rng(seed)
     if mode == "full" or (mode == "auto" and s.n <= FULL_LIMIT):
         return _full(s, rng, requested)
-    v = _projection(s, probes, rng, requested)
+    v = _projection(s, probes, rng, requested, AUTO_MAX_PROBES if mode == "auto" else probes)
     if mode == "auto" and v.reason == PRECISION_LIMITED and _full_would_help(s, requested, v.resolution):
         return _full(s, rng, requested)
     return v
@@ -410,12 +415,22 @@ def _absolute_resolution(s: _Setup, scope: np.ndarray) -> float:
     return worst
 
 
+def _reachable(s: _Setup) -> float:
+    """The relative resolution no number of further probes like these could
+    pass: an error of 4 bounds in one entry is where the chance that the
+    others cancel it stops shrinking with each probe."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor = float(np.max(np.where(s.shared > 0, s.shared_max / s.oracle.scale, np.inf)))
+    rms = _typical_size(s, np.ones(s.n, bool))
+    return floor / (rms - floor) if rms > floor else np.inf
+
+
 def _multi_resolution(s: _Setup) -> np.ndarray:
     """Per entry, the error that the comparisons moving it with others catch
     but for numerics.MISS_PROBABILITY, whatever the other entries' errors:
     each such comparison misses an error e_j with probability at most
-    window / (max(1, |x_j|) |e_j|), window = 4 bounds; over k of them, at
-    most prod(window) / (scale |e_j|)^k once |e_j| scale passes every window.
+    2 bounds / (max(1, |x_j|) |e_j|) once that exceeds 4 bounds (see
+    numerics.MISS_PROBABILITY); over k of them, at most the product.
     inf where no comparison moved the entry with others."""
     k = np.maximum(s.shared, 1)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -624,15 +639,21 @@ def _unresolved_text(s: _Setup) -> str:
 
 # ---------------------------------------------------------------- projection mode
 
-def _projection(s: _Setup, probes: int, rng: np.random.Generator, requested: float) -> Verdict:
+def _projection(s: _Setup, probes: int, rng: np.random.Generator, requested: float, most: int) -> Verdict:
+    """``probes`` probes, and more up to ``most`` while the resolution asked
+    for is not reached and every probe holds."""
     directions: list[np.ndarray] = []
     comps: list[Comparison] = []
-    for _ in range(probes):
+    while len(comps) < max(probes, most):
         directions.append(s.block_direction(rng, 0, s.n))
         comps.append(s.compare(directions[-1]))
         if comps[-1].outcome == FAILS:
             break  # the verdict is settled: the evaluations go to naming the entries
-    labels = [f"probe {k}" for k in range(probes)]
+        if len(comps) >= probes and (comps[-1].outcome != HOLDS
+                                     or _relative_resolution(s, np.ones(s.n, bool)) <= requested
+                                     or _reachable(s) > requested):
+            break
+    labels = [f"probe {k}" for k in range(len(comps))]
     everything = np.ones(s.n, bool)
     failed = [k for k, c in enumerate(comps) if c.outcome == FAILS]
     odd = [k for k, c in enumerate(comps) if c.outcome == UNDETERMINED]

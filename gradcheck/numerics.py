@@ -123,13 +123,15 @@ RANDOM_SIGNS_Z = 6.5
 
 # A probe along which several entries are wrong may see their errors cancel.
 # An entry j is caught whatever the others do unless its own term v_j e_j
-# lands within 2 bounds of minus the rest: its weight's magnitude is uniform
-# over an interval of length 1 (PROBE_WEIGHTS, times max(1, |x_j|)), so that
-# happens with probability at most 4 bound / (max(1, |x_j|) |e_j|) per probe,
-# independently across probes. A projection states as its resolution the
-# error in one entry that every pattern of errors elsewhere leaves uncaught
-# with probability at most MISS_PROBABILITY over its probes (with 4 probes:
-# 126 bounds, where one wrong entry alone is caught for certain at 2).
+# lands within 2 bounds of minus the rest R. Its weight's magnitude u is
+# uniform over an interval of length 1 (PROBE_WEIGHTS, times max(1, |x_j|)),
+# and once |e_j| max(1, |x_j|) passes 4 bounds only the sign opposite to R's
+# can land there: probability at most 1/2 x 4 bounds / (max(1, |x_j|) |e_j|)
+# per probe, independently across probes. A projection states as its
+# resolution the error in one entry that every pattern of errors elsewhere
+# leaves uncaught with probability at most MISS_PROBABILITY over its probes
+# (with 4 probes: 63 bounds, where one wrong entry alone is caught for
+# certain at 2).
 MISS_PROBABILITY = 1e-6
 
 # The resolution a check must reach to say "holds", unless the caller asks
