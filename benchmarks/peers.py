@@ -278,7 +278,7 @@ def row(label: str, dtype: torch.dtype, n: int, case: str, tools: dict[str, list
             cell += f", {statistics.median(o.evaluations for o in results):.0f} evals"
             if case == "one entry 1% wrong":
                 cell += f", named {sum(o.named for o in results)}/{len(results)}"
-            if case.startswith("kink"):
+            if case.startswith("kink") or case == "right":
                 cell += f", said: {results[0].words}"
         out[name] = cell
     return out
