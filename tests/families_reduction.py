@@ -242,16 +242,19 @@ def right_cases(draw, dtypes=DTYPES, losses=LOSSES, max_size: int = 12) -> Case:
 
 
 def offsets(model: Model) -> st.SearchStrategy[float]:
-    """A large term the gradient code adds and takes away, or none: 1e8,
-    1e12 or 1e15 in float64 (their rounding is 1.5e-8, 1.2e-4 and 0.125: the
-    second coarser than the moves of the ladder that measures it, the third
-    leaving values of the loss's scale 3 or 4 significant bits), 1e3, 1e5 or
-    1e6 in float32; none in float16.
+    """A large term the gradient code adds and takes away, or none: 1e8 or
+    1e12 in float64 (their rounding is 1.5e-8 and 1.2e-4, the second coarser
+    than the moves of the ladder that measures it), 1e3 or 1e5 in float32;
+    none in float16. Not 1e15: values left with 3 or 4 bits can keep every
+    law at the point by chance, and their grid is measured only once a law
+    fails, so check_reduction may hold where infer_reduction, cutting the
+    batch otherwise, sees a law fail (the dev profile found one; a limit,
+    tested on its own in test_reduction_adversarial).
     Not with an L1 loss: its gradient can be flat in both the params and the
     data (signs through saturated units), and then no move shows the rounding
     the large term leaves, which check_reduction measures by moving them (a
     limit it has: such code may be failed)."""
-    big = {np.float64: (1e8, 1e12, 1e15), np.float32: (1e3, 1e5, 1e6), np.float16: ()}[model.dtype]
+    big = {np.float64: (1e8, 1e12), np.float32: (1e3, 1e5), np.float16: ()}[model.dtype]
     return st.just(0.0) if model.loss == "l1" else st.sampled_from([0.0, 0.0, *big])
 
 
