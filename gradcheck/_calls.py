@@ -35,6 +35,14 @@ class GradCaller:
         self._note_dtype(result)
         return self.td.flatten(result)
 
+    def at(self, flat: np.ndarray, batch: Sequence[np.ndarray]) -> np.ndarray:
+        """grad_fn at ``flat``, a vector made for this call (the params handed
+        over are views of it where their dtype allows), as one flat vector."""
+        self.calls += 1
+        result = self.grad_fn(self.td.unflatten(flat, views=True), *copies(batch))
+        same_structure(self.td, result, argname="grad_fn")
+        return self.td.flatten(result)
+
     def _note_dtype(self, result: Any) -> None:
         for leaf in leaves(result):
             dt = np.asarray(leaf).dtype

@@ -80,17 +80,13 @@ class TreeDef:
         """Rebuild a tree of fresh arrays from a flat vector (``views``: of
         views into ``flat`` where the dtype allows, for a vector made for the
         call and dropped after it)."""
-        def build(node: Any) -> Any:
-            if isinstance(node, int):
-                leaf = self.leaves[node]
-                piece = flat[leaf.start:leaf.start + leaf.size].reshape(leaf.shape)
-                return (np.asarray if views else np.array)(piece, dtype=dtype or leaf.dtype)
-            if isinstance(node, dict):
-                return {k: build(v) for k, v in node.items()}
-            if isinstance(node, tuple):
-                return _same_tuple(node, [build(v) for v in node])
-            return [build(v) for v in node]
-        return build(self.skeleton)
+        make = np.asarray if views else np.array
+        pieces = [make(flat[leaf.start:leaf.start + leaf.size].reshape(leaf.shape), dtype=dtype or leaf.dtype)
+                  for leaf in self.leaves]
+        # Built without a closure over ``flat``: a recursive closure is a
+        # reference cycle, and would keep the vector alive until the next
+        # garbage collection (the loss oracle reuses a vector nobody holds).
+        return _build(self.skeleton, pieces)
 
     def name(self, index: int, root: str = "params") -> str:
         """The path of one flat entry, e.g. ``params[0]['W'][2, 1]``."""
@@ -106,6 +102,17 @@ class TreeDef:
             if leaf.start <= index < leaf.start + leaf.size:
                 return leaf
         raise IndexError(index)
+
+
+def _build(node: Any, pieces: list[Any]) -> Any:
+    """The tree of ``node`` (a skeleton) with leaf i replaced by pieces[i]."""
+    if isinstance(node, int):
+        return pieces[node]
+    if isinstance(node, dict):
+        return {k: _build(v, pieces) for k, v in node.items()}
+    if isinstance(node, tuple):
+        return _same_tuple(node, [_build(v, pieces) for v in node])
+    return [_build(v, pieces) for v in node]
 
 
 def _same_tuple(like: tuple, items: list[Any]) -> tuple:

@@ -79,7 +79,7 @@ class _Setup:
         self.batch = as_batch(batch) if batch else ()
         self.x0 = self.td.flatten(params)
         self.grad_fn = grad_fn
-        caller = GradCaller(grad_fn, params, self.td)
+        caller = self._caller = GradCaller(grad_fn, params, self.td)
         self.g = caller(self.batch)
         self.g_dtype = caller.dtype
         self.grad_calls = 1
@@ -102,6 +102,11 @@ class _Setup:
         self.shared_log = np.zeros(self.x0.size)
         self.shared_max = np.zeros(self.x0.size)
         self.decided: list[Comparison] = []
+        self._version = 0  # bumped whenever the above change (see _multi_resolution)
+        self._gx_cache: np.ndarray | None = None
+        self._gx_prefix_cache = np.zeros(1)
+        self._bounds: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._multi: tuple[int, np.ndarray] | None = None
 
     @property
     def n(self) -> int:
@@ -121,8 +126,7 @@ class _Setup:
 
     def _grad_at(self, flat: np.ndarray, batch: tuple) -> np.ndarray:
         self.grad_calls += 1
-        caller = GradCaller(self.grad_fn, self.td.unflatten(flat), self.td)
-        return caller(batch)
+        return self._caller.at(flat, batch)
 
     def allowance(self) -> np.ndarray:
         """Per entry, the measured rounding of grad_fn's output, doubled: the
@@ -163,9 +167,15 @@ class _Setup:
             worst = np.zeros(self.n)
             for _ in range(nm.GRAD_PATTERNS):
                 s, ds = self._moves(rng, half=True, coarse_params=True)
-                second = np.abs(self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0))
-                                + self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0)) - 2 * self.g)
-                worst = np.maximum(worst, np.where(np.isfinite(second), second, 0.0))
+                second = self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0))
+                second += self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0))
+                second -= self.g
+                second -= self.g
+                np.abs(second, out=second)
+                finite = np.isfinite(second)
+                if not finite.all():
+                    second[~finite] = 0.0
+                np.maximum(worst, second, out=worst)
             self._worst = worst
         return self._worst
 
@@ -205,46 +215,92 @@ class _Setup:
         ds = [None if cells is None else _ulp_steps(rng, cells, half=half) for cells in self._cells[1]]
         return s, ds
 
-    def probe(self, v: np.ndarray) -> Probe:
-        moved = v != 0
-        claimed_abs = float(np.sum(np.abs(self.g[moved] * self.x0[moved])))
-        return self.oracle.probe(v, claimed_abs=claimed_abs)
+    def probe(self, v: np.ndarray, span: tuple[int, int] | None = None) -> Probe:
+        """The oracle's directional derivative along ``v``, nonzero only
+        within ``span`` (the whole vector if None)."""
+        lo, hi = span or (0, self.n)
+        w = v[lo:hi]
+        count = int(np.count_nonzero(w))
+        if count == hi - lo:  # every entry of the span moves: a prefix sum
+            claimed_abs = float(self._gx_prefix[hi] - self._gx_prefix[lo])
+        else:
+            claimed_abs = float(np.sum(self._gx[lo:hi][w != 0]))
+        return self.oracle.probe(v, claimed_abs=claimed_abs, span=(lo, hi))
 
-    def compare(self, v: np.ndarray, probe: Probe | None = None) -> Comparison:
-        """grad_fn against finite differences along ``v`` (``probe``: the
-        oracle's answer along it, if already taken)."""
-        moved = v != 0
-        probe = self.oracle.assess(probe) if probe is not None else self.probe(v)
-        products = v * self.g
-        claimed = float(np.sum(products))
-        terms = np.abs(products)  # 0 where v is
+    @property
+    def _gx(self) -> np.ndarray:
+        """|g_j x_j| per entry: the loss sees its inputs rounded, which moves
+        it by up to eps times the sum of these over the entries moved."""
+        if self._gx_cache is None:
+            self._gx_cache = np.abs(self.g * self.x0)
+            self._gx_prefix_cache = np.concatenate([[0.0], np.cumsum(self._gx_cache)])
+        return self._gx_cache
+
+    @property
+    def _gx_prefix(self) -> np.ndarray:
+        self._gx  # noqa: B018 (fills the cache)
+        return self._gx_prefix_cache
+
+    def _entry_bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per entry, for a unit weight: |g_j|, the entry's rounding (the
+        larger of its modelled rounding and its measured allowance), and that
+        squared; the rounding of a probe's term is |v_j| times the second."""
+        pooled = self.allowance()
+        if self._bounds is None or self._bounds[0] is not pooled:
+            abs_g = np.abs(self.g)
+            entry = np.maximum(nm.sum_rounding(abs_g, self.g_dtype, 1), pooled)
+            self._bounds = (pooled, (abs_g, entry, entry * entry))
+        return self._bounds[1]
+
+    def compare(self, v: np.ndarray, probe: Probe | None = None,
+                span: tuple[int, int] | None = None) -> Comparison:
+        """grad_fn against finite differences along ``v``, nonzero only within
+        ``span`` (the whole vector if None; ``probe``: the oracle's answer
+        along it, if already taken)."""
+        lo, hi = span or (0, self.n)
+        probe = self.oracle.assess(probe) if probe is not None else self.probe(v, (lo, hi))
+        w = v[lo:hi]
+        aw = np.abs(w)
+        abs_g, entry, entry2 = (a[lo:hi] for a in self._entry_bounds())
+        claimed = float(w @ self.g[lo:hi])
         # Each entry's own rounding (modelled, or measured where larger), of
         # random sign along the probe; then the float64 sum that adds them.
-        entries = np.maximum(nm.sum_rounding(terms, self.g_dtype, 1), np.abs(v) * self.allowance())
-        adding = np.log2(max(int(np.count_nonzero(moved)), 1)) * nm.eps(np.float64) * float(np.sum(terms))
-        rounding = nm.random_sign_rounding(entries) + adding
+        count = int(np.count_nonzero(w))
+        plain, squares = float(aw @ entry), float((aw * aw) @ entry2)
+        adding = np.log2(max(count, 1)) * nm.eps(np.float64) * float(aw @ abs_g)
+        rounding = min(plain, nm.RANDOM_SIGNS_Z * np.sqrt(squares)) + adding
         c = Comparison(claimed, probe, probe.bound + rounding, rounding)
         if c.outcome != UNDETERMINED:
-            self._record(c, v, moved)
+            self._record(c, aw, lo, count)
         return c
 
-    def _record(self, c: Comparison, v: np.ndarray, moved: np.ndarray) -> None:
-        # On the moved entries' span only: a narrowing probe moves one block.
-        idx = np.flatnonzero(moved)
-        span = slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0)
+    def _record(self, c: Comparison, aw: np.ndarray, lo: int, count: int) -> None:
+        """What comparison ``c`` saw of each entry it moved (``aw``: |v| on
+        the span from ``lo``, ``count`` of them nonzero)."""
+        self._version += 1
+        span = slice(lo, lo + aw.size)
         with np.errstate(divide="ignore"):
-            sens = np.abs(v[span]) / c.bound
+            sens = aw / c.bound
         better = sens > self.seen[span]
-        self.seen[span][better] = sens[better]
-        self.seen_by[span][better] = len(self.decided)
+        np.copyto(self.seen[span], sens, where=better)
+        np.copyto(self.seen_by[span], len(self.decided), where=better)
         self.decided.append(c)
-        if idx.size == 1:
-            self.alone[idx] = np.maximum(self.alone[idx], sens[idx - span.start])
-        elif idx.size > 1:
+        if count == 1:
+            j = int(np.flatnonzero(aw)[0])
+            self.alone[lo + j] = max(self.alone[lo + j], sens[j])
+        elif count > 1:
             window = 2 * c.bound
-            self.shared[idx] += 1
-            self.shared_log[idx] += np.log(window) if window > 0 else -np.inf
-            self.shared_max[idx] = np.maximum(self.shared_max[idx], 2 * window)
+            log = np.log(window) if window > 0 else -np.inf
+            shared, shared_log, shared_max = self.shared[span], self.shared_log[span], self.shared_max[span]
+            if count == aw.size:  # every entry of the span moved (a ufunc's where= is ten times slower)
+                shared += 1
+                shared_log += log
+                np.maximum(shared_max, 2 * window, out=shared_max)
+            else:
+                moved = aw != 0
+                np.add(shared, 1, out=shared, where=moved)
+                np.add(shared_log, log, out=shared_log, where=moved)
+                np.maximum(shared_max, 2 * window, out=shared_max, where=moved)
 
     def entry_direction(self, j: int) -> np.ndarray:
         v = np.zeros(self.n)
@@ -253,7 +309,8 @@ class _Setup:
 
     def block_direction(self, rng: np.random.Generator, lo: int, hi: int) -> np.ndarray:
         v = np.zeros(self.n)
-        v[lo:hi] = _weights(rng, hi - lo) * self.oracle.scale[lo:hi]
+        v[lo:hi] = _weights(rng, hi - lo)
+        v[lo:hi] *= self.oracle.scale[lo:hi]
         return v
 
 
@@ -283,15 +340,29 @@ def _ulp_steps(rng: np.random.Generator, c: _Cells, *, half: bool) -> np.ndarray
     values round unevenly, which half a cell guarantees (a whole number keeps
     each value's place in its cell)."""
     x = c.x
-    cells = rng.integers(nm.GRAD_ULPS - 1, nm.GRAD_ULPS + 2, size=x.size) + (0.5 if c.finer and half else 0.0)
-    sign = rng.integers(0, 2, size=x.size) * 2.0 - 1.0  # rng.choice([-1.0, 1.0]), without its indexing
-    units = np.maximum(np.round(cells * c.cell / c.own), 1.0) if c.finer else cells
-    step = sign * units * c.own
+    cells = rng.integers(nm.GRAD_ULPS - 1, nm.GRAD_ULPS + 2, size=x.size).astype(np.float64)
+    if c.finer and half:
+        cells += 0.5
+    # rng.choice([-1.0, 1.0]) without its indexing: 1 -> +, 0 -> -
+    sign = rng.integers(0, 2, size=x.size).astype(np.float64)
+    sign -= 0.5
+    if c.finer:
+        cells *= c.cell
+        cells /= c.own
+        np.maximum(np.round(cells, out=cells), 1.0, out=cells)
+    step = np.multiply(cells, c.own, out=cells)
+    np.copysign(step, sign, out=step)
+    # Passes over 10^6 entries dominate here: each array below is reused.
     with np.errstate(over="ignore", invalid="ignore"):
         up, down = x + step, x - step
         if c.dtype != np.float64:
             up, down = up.astype(c.dtype).astype(np.float64), down.astype(c.dtype).astype(np.float64)
-    return np.where((up - x == step) & (x - down == step), step, 0.0)
+        up -= x
+        np.subtract(x, down, out=down)
+    exact = up == step
+    exact &= down == step
+    step *= exact
+    return step
 
 
 def _cells_moved(s: "_Setup", steps: np.ndarray, data: list) -> float:
@@ -432,11 +503,19 @@ def _multi_resolution(s: _Setup) -> np.ndarray:
     2 bounds / (max(1, |x_j|) |e_j|) once that exceeds 4 bounds (see
     numerics.MISS_PROBABILITY); over k of them, at most the product.
     inf where no comparison moved the entry with others."""
+    if s._multi is not None and s._multi[0] == s._version:
+        return s._multi[1]  # nothing recorded since: the same
     k = np.maximum(s.shared, 1)
     with np.errstate(over="ignore", invalid="ignore"):
-        spread = np.exp(s.shared_log / k) / nm.MISS_PROBABILITY ** (1.0 / k)
-        error = np.maximum(s.shared_max, spread) / s.oracle.scale
-    return np.where(s.shared > 0, error, np.inf)
+        # exp(mean log window) / MISS^(1/k), in logs: one exp per entry, not a power
+        spread = s.shared_log - np.log(nm.MISS_PROBABILITY)
+        spread /= k
+        np.exp(spread, out=spread)
+        error = np.maximum(s.shared_max, spread, out=spread)
+        error /= s.oracle.scale
+    error[s.shared == 0] = np.inf
+    s._multi = (s._version, error)
+    return s._multi[1]
 
 
 def _relative_resolution(s: _Setup, scope: np.ndarray) -> float:
@@ -542,10 +621,10 @@ def _advice(s: _Setup, v: Verdict, mode: str) -> str:
 def _full(s: _Setup, rng: np.random.Generator, requested: float) -> Verdict:
     # The loss first: the entries it shows on a kink are known before the
     # gradient's rounding is pooled over each leaf.
-    probes = [s.probe(s.entry_direction(j)) for j in range(s.n)]
+    probes = [s.probe(s.entry_direction(j), (j, j + 1)) for j in range(s.n)]
     s.mark_kinked(np.array([p.kink for p in probes]))
     s.oracle.avoid(np.array([bool(_why(p)) for p in probes]))
-    comps = [s.compare(s.entry_direction(j), probes[j]) for j in range(s.n)]
+    comps = [s.compare(s.entry_direction(j), probes[j], (j, j + 1)) for j in range(s.n)]
     bad = [j for j, c in enumerate(comps) if c.outcome == FAILS]
     odd = [j for j, c in enumerate(comps) if c.outcome == UNDETERMINED]
     scope = np.array([c.outcome != UNDETERMINED for c in comps])
@@ -564,7 +643,7 @@ def _wrong_entries_text(s: _Setup, rng: np.random.Generator, bad: list[int],
     more = f" and {len(bad) - MAX_NAMED} more" if len(bad) > MAX_NAMED else ""
     starts = sorted({s.td.leaf_of(j).start for j in bad})
     leaves = [(st, st + s.td.leaf_of(st).size) for st in starts]
-    hint = _leaf_hint(s, {b[0]: s.compare(s.block_direction(rng, *b)) for b in leaves}, rng,
+    hint = _leaf_hint(s, {b[0]: s.compare(s.block_direction(rng, *b), span=b) for b in leaves}, rng,
                       scaled=len(bad) > MAX_NAMED)
     return (f"grad_fn disagrees with finite differences of loss_fn in {len(bad)} of {s.n} entries: "
             f"{named}{more}{hint}")
@@ -750,8 +829,8 @@ def _narrow(s: _Setup, direction: np.ndarray, first: Comparison) -> _Hunt:
     def open_(b: tuple[int, int]) -> bool:
         v = _on(direction, b)
         if b not in probes:
-            probes[b] = s.probe(v)
-        comps[b] = s.compare(v, probes[b])
+            probes[b] = s.probe(v, b)
+        comps[b] = s.compare(v, probes[b], b)
         return comps[b].outcome != HOLDS
 
     located = _locate(s, direction, first, open_, comps) if first.outcome == FAILS else None
@@ -837,7 +916,7 @@ def _ramp_target(s: _Setup, direction: np.ndarray, b: tuple[int, int], c: Compar
     m = hi - lo
     ramp = np.zeros_like(direction)
     ramp[lo:hi] = direction[lo:hi] * (np.arange(m) + 0.5) / m
-    w = s.compare(ramp)
+    w = s.compare(ramp, span=b)
     if w.outcome == UNDETERMINED:
         return None
     d, dw = c.claimed - c.probe.value, w.claimed - w.probe.value
@@ -904,7 +983,8 @@ def _leaf_hint(s: _Setup, comps: dict[int, Comparison], rng: np.random.Generator
         leaf = s.td.leaf_of(start)
         if start != leaf.start:
             continue
-        c2 = s.compare(s.block_direction(rng, leaf.start, leaf.start + leaf.size))
+        b = (leaf.start, leaf.start + leaf.size)
+        c2 = s.compare(s.block_direction(rng, *b), span=b)
         ratios = _ratio(c), _ratio(c2)
         if ratios[0] is None or ratios[1] is None:
             continue

@@ -368,3 +368,38 @@ def test_roundings_along_random_signs_stay_within_their_bound(n, seed, pattern):
          "random": a * rng.uniform(-1.0, 1.0, n), "one large": a}[pattern]
     v = _weights(np.random.default_rng(seed + 1), n)
     assert abs(float(np.sum(v * d))) <= nm.random_sign_rounding(np.abs(v) * a)
+
+
+@pytest.mark.parametrize("mode", ["full", "projection"])
+def test_params_a_loss_keeps_are_never_overwritten(mode):
+    # The oracle reuses a point's vector for the next point only when nothing
+    # refers to it any more; a loss that keeps what it was handed (a list of
+    # calls, for its own assertions later) must find those values unchanged.
+    kept = []
+
+    def loss(w, x):
+        kept.append((w, w.copy()))
+        return float(np.sum(np.sin(x @ w)))
+
+    x = np.array([[1.0, 2.0, 0.5], [0.5, -1.0, 2.0]])
+    v = gradcheck.check_gradient(loss, lambda w, x: x.T @ np.cos(x @ w), np.array([0.3, -0.2, 0.1]), x,
+                                 mode=mode)
+    assert v.holds, v
+    assert len(kept) > 20
+    assert all(np.array_equal(w, at_call) for w, at_call in kept)
+
+
+def test_a_vector_nobody_keeps_is_reused():
+    # The other side of the test above: a loss that drops its params lets the
+    # oracle fill the same memory again (at 10^6 entries a fresh vector's pages
+    # cost more than the arithmetic), which the tree's unflatten must allow by
+    # holding no reference to the vector after the call.
+    seen = set()
+
+    def loss(w):
+        seen.add(w["a"].__array_interface__["data"][0])
+        return float(np.sum(w["a"] ** 2))
+
+    oracle = LossOracle(lambda x: loss(tree_def({"a": np.zeros(5)}).unflatten(x, views=True)), np.ones(5))
+    oracle.probe(np.ones(5))
+    assert len(seen) <= 3  # f0's copy, the first point and at most one more
