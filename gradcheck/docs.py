@@ -274,8 +274,9 @@ def _pytest_lines(output: str, file: str) -> str:
     return "\n".join(line.split(" [")[0] if "::" in line else line for line in keep) + "\n"
 
 
-def _failure_messages(output: str, width: int = 100) -> str:
-    """Each failing test's name and its ``E`` lines (the verdict), wrapped as a terminal would."""
+def _failure_messages(output: str, width: int = 80) -> str:
+    """Each failing test's name and its ``E`` lines (the verdict), wrapped to what the
+    page's text blocks hold (about 85 characters: wider lines would wrap twice)."""
     import textwrap
 
     lines = []

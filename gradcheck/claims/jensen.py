@@ -15,21 +15,30 @@ from hypothesis import strategies as st
 from .. import numerics as nm
 from .. import strategies as gst
 from ..gradient import check_gradient
-from ..nets import ACTIVATIONS, AFFINE_DERIVATIVE, Network
+from ..nets import ACTIVATIONS, AFFINE_DERIVATIVE, KINKED, Network
 from ._common import (_wide, Case, both, by_differences, by_rounding, flat, grad, per_example, problems,
                       small_problems, verdict)
 from .registry import WITNESSED, Claim, Property, register
 
 TRANSFERS_BENT = ("tanh", "sigmoid", "softplus", "exp", "gelu", "relu", "sin")
+# How far a batch value of a kinked transfer keeps from the kink: far beyond
+# the ladder of finite differences (4 h = 2.4e-5 in float64).
+KINK_CLEARANCE = 1e-3
 
 
 # B1 -------------------------------------------------------------------------------
 
 def _points(name: str) -> st.SearchStrategy[Case]:
+    values = st.floats(-3, 3, allow_nan=False, allow_subnormal=False)
+    if name in KINKED:
+        # At its kink f' is not defined and finite differences cannot judge
+        # (undetermined): Hypothesis draws 0 often, so with few cases nearly
+        # every batch held one. The batches that show a gap straddle the kink.
+        values = values.filter(lambda v: abs(v) >= KINK_CLEARANCE)
+
     @st.composite
     def build(draw: Callable) -> Case:
-        y = np.array(draw(st.lists(st.floats(-3, 3, allow_nan=False, allow_subnormal=False),
-                                   min_size=2, max_size=8)))
+        y = np.array(draw(st.lists(values, min_size=2, max_size=8)))
         return Case(extra={"f": name, "y": y}, seed=draw(st.integers(0, 2**16)))
     return build()
 
