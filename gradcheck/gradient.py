@@ -104,7 +104,7 @@ class _Setup:
         self.decided: list[Comparison] = []
         self._version = 0  # bumped whenever the above change (see _multi_resolution)
         self._gx_cache: np.ndarray | None = None
-        self._gx_prefix_cache = np.zeros(1)
+        self._gx_total = 0.0
         self._bounds: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         self._multi: tuple[int, np.ndarray] | None = None
 
@@ -221,10 +221,13 @@ class _Setup:
         lo, hi = span or (0, self.n)
         w = v[lo:hi]
         count = int(np.count_nonzero(w))
-        if count == hi - lo:  # every entry of the span moves: a prefix sum
-            claimed_abs = float(self._gx_prefix[hi] - self._gx_prefix[lo])
+        gx = self._gx
+        if (lo, hi) == (0, self.n) and count == self.n:  # a whole probe: the same sum every time
+            claimed_abs = self._gx_total
+        elif count == hi - lo:
+            claimed_abs = float(np.sum(gx[lo:hi]))
         else:
-            claimed_abs = float(np.sum(self._gx[lo:hi][w != 0]))
+            claimed_abs = float(np.sum(gx[lo:hi][w != 0]))
         return self.oracle.probe(v, claimed_abs=claimed_abs, span=(lo, hi))
 
     @property
@@ -233,13 +236,8 @@ class _Setup:
         it by up to eps times the sum of these over the entries moved."""
         if self._gx_cache is None:
             self._gx_cache = np.abs(self.g * self.x0)
-            self._gx_prefix_cache = np.concatenate([[0.0], np.cumsum(self._gx_cache)])
+            self._gx_total = float(np.sum(self._gx_cache))
         return self._gx_cache
-
-    @property
-    def _gx_prefix(self) -> np.ndarray:
-        self._gx  # noqa: B018 (fills the cache)
-        return self._gx_prefix_cache
 
     def _entry_bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per entry, for a unit weight: |g_j|, the entry's rounding (the
