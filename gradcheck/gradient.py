@@ -78,7 +78,6 @@ class _Setup:
         self.td: TreeDef = tree_def(params)
         self.batch = as_batch(batch) if batch else ()
         self.x0 = self.td.flatten(params)
-        self.grad_fn = grad_fn
         caller = self._caller = GradCaller(grad_fn, params, self.td)
         self.g = caller(self.batch)
         self.g_dtype = caller.dtype
