@@ -245,11 +245,9 @@ def offsets(model: Model) -> st.SearchStrategy[float]:
     """A large term the gradient code adds and takes away, or none: 1e8 or
     1e12 in float64 (their rounding is 1.5e-8 and 1.2e-4, the second coarser
     than the moves of the ladder that measures it), 1e3 or 1e5 in float32;
-    none in float16. Not 1e15: values left with 3 or 4 bits can keep every
-    law at the point by chance, and their grid is measured only once a law
-    fails, so check_reduction may hold where infer_reduction, cutting the
-    batch otherwise, sees a law fail (the dev profile found one; a limit,
-    tested on its own in test_reduction_adversarial).
+    none in float16. Not 1e15: values left with 3 or 4 bits leave nearly
+    every check precision-limited, which says nothing of a family's laws
+    (tested on their own in test_reduction_adversarial).
     Not with an L1 loss: its gradient can be flat in both the params and the
     data (signs through saturated units), and then no move shows the rounding
     the large term leaves, which check_reduction measures by moving them (a
