@@ -169,12 +169,13 @@ def test_one_wrong_entry_among_1e5_is_named_at_bounded_cost(seed, leaf, where, d
     # projection's probes up to the first that fails (at most 4); the ramps
     # that follow the error down, each dividing the block by |error| over the
     # bounds (here > 10^2, so at most 3 for 10^5 entries; one more allowed);
-    # one comparison of the entry found. So at most
-    #     OVERHEAD + 6 * (4 + 4 + 1) = 92 for n = 10^5,
+    # one comparison of the entry found; one probe of fresh weights that
+    # checks the rest, with the entry left still. So at most
+    #     OVERHEAD + 6 * (4 + 4 + 1 + 1) = 98 for n = 10^5,
     # where halving (two probes per level, 17 levels) took up to 288, and a
     # full check would cost 6 n = 600,000.
     probes, ramps = 4, 4
-    bound = OVERHEAD + 6 * (probes + ramps + 1)
+    bound = OVERHEAD + 6 * (probes + ramps + 1 + 1)
     assert v.evaluations <= bound, (v.evaluations, bound)
 
 
@@ -183,10 +184,12 @@ def test_one_wrong_entry_among_1e5_is_named_at_bounded_cost(seed, leaf, where, d
        delta=st.sampled_from([1e-2, -1e-2, 0.5]))
 @settings(phases=[Phase.explicit, Phase.reuse, Phase.generate],
           max_examples=max(5, settings.default.max_examples // 6))
+@example(seed=42096, where=[1994, 3425, 1566], delta=0.01)  # two errors cancelled along probe 0 (dev profile)
 def test_several_wrong_entries_among_1e5_are_all_named(seed, where, delta):
     # A ramp points at one entry only where the error sits in one: with
     # errors in several, it points between them, and the check must notice
-    # and halve instead, naming each.
+    # and halve instead, naming each. Errors that cancel along the failing
+    # probe are found by the probe that checks the rest.
     params = _big_params(seed)
     flat_names = [("W", np.unravel_index(j, SHAPES["W"])) if j < 75_000 else ("b", (j - 75_000,)) for j in where]
 
