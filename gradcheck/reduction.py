@@ -1160,6 +1160,11 @@ def _open(view: _View, declared: Declared, failed: Verdict) -> _Finding:
 
 # -- the public checkers ------------------------------------------------------------
 
+def _seen(view: _View) -> np.ndarray:
+    """Every gradient a view holds, of each cut and of each example seen alone, as one flat array."""
+    return np.concatenate([np.ravel(g) for g in view.G.values()] + [view.S[view.have].ravel()])
+
+
 class _Session:
     """One batch, observed once at the params and, where a law fails, at moved params."""
 
@@ -1227,8 +1232,7 @@ class _Session:
             # Every gradient seen so far (of each cut, at both points) counts
             # for the common grid: a batch's gradient may round to 0 all along
             # the ladder while an example's keeps a cell of it.
-            seen = np.concatenate([narrow.ravel()] + [np.ravel(a) for v in (self.view, view)
-                                                      for a in (*v.G.values(), v.S[v.have])])
+            seen = np.concatenate([narrow.ravel(), _seen(self.view), _seen(view)])
             worst = max(_ladder_residual(np.array(nm.NOISE_NARROW), narrow), _widest_grid(ladder, view.dtype) / 2,
                         _common_grid(seen, view.dtype) / 2)
             # The magnitude of values whose C_GRAD ulps are that rounding, doubled:
@@ -1259,9 +1263,7 @@ class _Session:
 
     def _coarse(self) -> bool:
         """Whether every gradient seen at the params sits on a coarse common grid (see _common_grid)."""
-        view = self.view
-        seen = np.concatenate([np.ravel(g) for g in view.G.values()] + [view.S[view.have].ravel()])
-        return _common_grid(seen, view.dtype) > 0
+        return _common_grid(_seen(self.view), self.view.dtype) > 0
 
     def _recheck(self, declared: Declared, requested: float, failed: Verdict) -> Verdict:
         """A law failed: a kink (it holds at moved params), rounding beyond the
