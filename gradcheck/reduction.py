@@ -66,7 +66,7 @@ from ._calls import GradCaller, first_nonfinite
 from ._compare import compare_leaves
 from ._tree import Leaf, TreeDef, as_batch, tree_def
 from .errors import GradcheckUsageError
-from .verdict import FAILS, HOLDS, NOT_DIFFERENTIABLE, PRECISION_LIMITED, UNDETERMINED, Verdict, combine
+from .verdict import FAILS, NOT_DIFFERENTIABLE, PRECISION_LIMITED, UNDETERMINED, Verdict, combine
 
 CLAIM = "check_reduction"
 DECOMPOSITION = "per-example decomposition"

@@ -10,7 +10,6 @@ import functools
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 from gradcheck.claims import ASYMPTOTIC, REGISTRY, WITNESSED, run_claim
 from gradcheck.claims import optimizers as co
