@@ -39,6 +39,7 @@ class Comparison:
     probe: Probe
     bound: float  # the probe's bound plus the gradient's own rounding
     grad_rounding: float  # that second part
+    measured: bool = False  # whether grad_rounding allows the measured rounding, or the modelled only
 
     @property
     def error(self) -> float:
@@ -104,6 +105,7 @@ class _Setup:
         self._version = 0  # bumped whenever the above change (see _multi_resolution)
         self._gx_cache: np.ndarray | None = None
         self._gx_total = 0.0
+        self._modelled: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._bounds: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         self._multi: tuple[int, np.ndarray] | None = None
 
@@ -238,14 +240,20 @@ class _Setup:
             self._gx_total = float(np.sum(self._gx_cache))
         return self._gx_cache
 
-    def _entry_bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per entry, for a unit weight: |g_j|, the entry's rounding (the
-        larger of its modelled rounding and its measured allowance), and that
-        squared; the rounding of a probe's term is |v_j| times the second."""
+    def _entry_bounds(self, measured: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per entry, for a unit weight: |g_j|, the entry's rounding (modelled
+        or, with ``measured``, the larger of that and its measured allowance),
+        and that squared; the rounding of a probe's term is |v_j| times the second."""
+        if self._modelled is None:
+            abs_g = np.abs(self.g)
+            entry = nm.sum_rounding(abs_g, self.g_dtype, 1)
+            self._modelled = (abs_g, entry, entry * entry)
+        if not measured:
+            return self._modelled
         pooled = self.allowance()
         if self._bounds is None or self._bounds[0] is not pooled:
-            abs_g = np.abs(self.g)
-            entry = np.maximum(nm.sum_rounding(abs_g, self.g_dtype, 1), pooled)
+            abs_g, modelled, _ = self._modelled
+            entry = np.maximum(modelled, pooled)
             self._bounds = (pooled, (abs_g, entry, entry * entry))
         return self._bounds[1]
 
@@ -253,23 +261,38 @@ class _Setup:
                 span: tuple[int, int] | None = None) -> Comparison:
         """grad_fn against finite differences along ``v``, nonzero only within
         ``span`` (the whole vector if None; ``probe``: the oracle's answer
-        along it, if already taken)."""
+        along it, if already taken).
+
+        The gradient's rounding is first allowed as modelled; only where that
+        does not hold is its measured rounding (10 calls of grad_fn, see
+        :meth:`allowance`) allowed too. A comparison that holds within the
+        smaller bound shows grad_fn within it, rounding and all, so the
+        resolution it reaches is sound; a correct gradient whose terms round
+        more than the model says fails the first bound and is judged by the
+        second, as every comparison was before."""
         lo, hi = span or (0, self.n)
         probe = self.oracle.assess(probe) if probe is not None else self.probe(v, (lo, hi))
         w = v[lo:hi]
         aw = np.abs(w)
-        abs_g, entry, entry2 = (a[lo:hi] for a in self._entry_bounds())
         claimed = float(w @ self.g[lo:hi])
-        # Each entry's own rounding (modelled, or measured where larger), of
-        # random sign along the probe; then the float64 sum that adds them.
         count = int(np.count_nonzero(w))
-        plain, squares = float(aw @ entry), float((aw * aw) @ entry2)
-        adding = np.log2(max(count, 1)) * nm.eps(np.float64) * float(aw @ abs_g)
-        rounding = min(plain, nm.RANDOM_SIGNS_Z * np.sqrt(squares)) + adding
-        c = Comparison(claimed, probe, probe.bound + rounding, rounding)
+        c = self._bounded(claimed, probe, aw, lo, hi, count, measured=False)
+        if c.outcome != HOLDS:
+            c = self._bounded(claimed, probe, aw, lo, hi, count, measured=True)
         if c.outcome != UNDETERMINED:
             self._record(c, aw, lo, count)
         return c
+
+    def _bounded(self, claimed: float, probe: Probe, aw: np.ndarray, lo: int, hi: int, count: int,
+                 measured: bool) -> Comparison:
+        """The comparison with each entry's own rounding (modelled, or measured
+        where larger), of random sign along the probe; then the float64 sum
+        that adds them."""
+        abs_g, entry, entry2 = (a[lo:hi] for a in self._entry_bounds(measured))
+        plain, squares = float(aw @ entry), float((aw * aw) @ entry2)
+        adding = np.log2(max(count, 1)) * nm.eps(np.float64) * float(aw @ abs_g)
+        rounding = min(plain, nm.RANDOM_SIGNS_Z * np.sqrt(squares)) + adding
+        return Comparison(claimed, probe, probe.bound + rounding, rounding, measured)
 
     def _record(self, c: Comparison, aw: np.ndarray, lo: int, count: int) -> None:
         """What comparison ``c`` saw of each entry it moved (``aw``: |v| on
@@ -577,9 +600,12 @@ def _limit_text(s: _Setup) -> str:
         return "no entry could be judged"
     j = int(np.flatnonzero(scope)[np.argmin(s.seen[scope])])
     c = s.decided[s.seen_by[j]]
-    if c.grad_rounding >= c.probe.bound:
+    if c.grad_rounding >= c.probe.bound and c.measured:
         return (f"what limits it is grad_fn's own rounding in {s.g_dtype.name}, measured by calling it at "
                 f"params moved by a few ulps (the terms summed into an entry are much larger than the entry)")
+    if c.grad_rounding >= c.probe.bound:
+        return (f"what limits it is grad_fn's own rounding in {s.g_dtype.name}: the error model allows each "
+                f"entry a few ulps of its size, and a comparison adds those of every entry it moves")
     if _cancelling(s):
         return (f"what limits it is the loss's rounding noise, measured at {s.oracle.noise().level:.1e}: far "
                 f"more than a value of {abs(s.oracle.f0):.3e} carries, so the loss is a small difference of "
