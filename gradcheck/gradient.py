@@ -628,7 +628,7 @@ def _advice(s: _Setup, v: Verdict, mode: str) -> str:
         tips.append("compute the loss without subtracting large terms")
     if s.g_dtype != np.float64:
         tips.append(f"compute the gradient in float64 (it returns {s.g_dtype.name})")
-    full = _predicted_full_resolution(s) if mode == "projection" else np.inf
+    full = _predicted_full_resolution(s, measure=False) if mode == "projection" else np.inf
     if full < v.resolution / 2:
         tips.append(f"mode='full' (about {full:.0e} with {6 * s.n:,} loss evaluations: a projection sees "
                     f"each entry only through its weight in a sum over all of them)")
@@ -1077,13 +1077,16 @@ def _full_would_help(s: _Setup, requested: float, reached: float) -> bool:
     return predicted <= requested or predicted < reached
 
 
-def _predicted_full_resolution(s: _Setup) -> float:
+def _predicted_full_resolution(s: _Setup, measure: bool = True) -> float:
     """The resolution a full check would reach by the error model (its
     truncation aside): each entry alone carries the loss's rounding over the
-    step and its own gradient rounding, but no other entry's."""
+    step and its own gradient rounding, but no other entry's. That rounding
+    is measured where it has been, or where ``measure``; else modelled (for
+    advice: 10 calls of grad_fn are not spent on a figure the message only
+    quotes as "about")."""
     noise = max(s.oracle.noise().level, nm.C_EVAL * s.oracle.eps * abs(s.oracle.f0))
     rounding = nm.RICHARDSON_ROUNDING * noise / (s.oracle.h * s.oracle.scale)
-    modelled = nm.sum_rounding(np.abs(s.g), s.g_dtype, 1)
-    absolute = float(np.max(nm.CATCH_FACTOR * (rounding + np.maximum(s.allowance(), modelled))))
+    entry = s._entry_bounds(measured=measure or s._pooled is not None)[1]
+    absolute = float(np.max(nm.CATCH_FACTOR * (rounding + entry)))
     rms = _typical_size(s, np.ones(s.n, bool))
     return absolute / (rms - absolute) if rms > absolute else np.inf
