@@ -86,7 +86,9 @@ UNRESOLVED_FRACTION = 0.1
 # The rounding of a gradient entry is the rounding of the terms summed into
 # it (per-example terms near a minimum are far larger than their sum), which
 # no allowance in ulps of the entry covers. It is measured (check_gradient's
-# _Setup.allowance), twice over: grad_fn is called at params and batch moved
+# _Setup.allowance) the first time a comparison does not hold within the
+# modelled rounding (sum_rounding below; one that holds within that smaller
+# bound needs no more), twice over: grad_fn is called at params and batch moved
 # by GRAD_ULPS +- 1 cells of the gradient's dtype along GRAD_PATTERNS random
 # sign patterns, where the second difference g(+) + g(-) - 2 g(0) cancels the
 # smooth change (to O(ulp^2)) and leaves the jumps of roundings; and along one
