@@ -14,6 +14,10 @@ same process, median of the repeats, as a ratio to
 - the whole check;
 - those calls alone, at the params, with nothing else (the floor of this
   error model: no point built, no bound computed);
+- those calls at the points the check builds: each direction's random
+  weights drawn and each point x0 + t v made, as the check makes them, and
+  nothing else (the least data movement of this error model: no bound, no
+  resolution computed);
 - the calls of its probes alone (6 loss values each, and one gradient): what
   is left without measuring the loss's noise and the gradient's rounding;
 - the calls torch's fast mode makes (2 loss values and one backward pass),
@@ -36,7 +40,9 @@ import numpy as np
 import torch
 
 import gradcheck
+from gradcheck._tree import tree_def
 from gradcheck.numerics import NOISE_NARROW, NOISE_WIDE
+from gradcheck.oracle import _weights
 from gradcheck.torch import functions
 
 from peers import build, flat_loss, flat_params
@@ -82,6 +88,25 @@ def main(argv: list[str] | None = None) -> None:
                 grad_fn(params, m.x, m.y)
         return run
 
+    td = tree_def(params)
+    x0 = td.flatten(params)
+    scale = np.maximum(1.0, np.abs(x0))
+    ladders = [(*NOISE_WIDE, *NOISE_NARROW)] + [(1, 2, 4, -1, -2, -4)] * probes
+
+    def at_points() -> None:
+        # The check's own ways: weights of random sign and size times
+        # max(1, |x0|), and each point x0 + t v in one new vector.
+        rng = np.random.default_rng(0)
+        loss_fn(td.unflatten(x0, dtype=np.float64, views=True), m.x, m.y)
+        for ladder in ladders:
+            v = _weights(rng, x0.size) * scale
+            for t in ladder:
+                x = np.multiply(v, t * 6e-6)
+                x += x0
+                loss_fn(td.unflatten(x, dtype=np.float64, views=True), m.x, m.y)
+        for _ in range(G):
+            grad_fn(params, m.x, m.y)
+
     w = flat_params(m).requires_grad_(True)
     f = flat_loss(m, torch.ones(m.n, dtype=m.dtype))
 
@@ -96,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         ("check_gradient, default options", f"{L} loss, {G} gradient ({v.outcome})",
          median_time(lambda: gradcheck.check_gradient(loss_fn, grad_fn, params, m.x, m.y), args.repeats)),
         ("its calls alone", f"{L} loss, {G} gradient", median_time(calls(L, G), args.repeats)),
+        ("its calls at the points it builds", f"{1 + sum(map(len, ladders))} loss, {G} gradient",
+         median_time(at_points, args.repeats)),
         ("its probes' calls alone", f"{6 * probes + 1} loss, 1 gradient",
          median_time(calls(6 * probes + 1, 1), args.repeats)),
         ("torch's calls, through the adapter", "2 loss, 1 gradient", median_time(calls(2, 1), args.repeats)),
