@@ -714,11 +714,13 @@ def _undetermined(s: _Setup, v: Verdict, odd: dict, labels: list[str]) -> Verdic
         others = ", ".join(label for label, _ in which[1:MAX_NAMED])
         text = (f"not differentiable here: along {lab} the one-sided differences are "
                 f"{c.probe.backward:.6g} (backward) and {c.probe.forward:.6g} (forward), and their gap "
-                f"does not close as the step shrinks" + (f" (likewise along {others}{more})" if others else ""))
+                f"does not close as the step shrinks" + (f" (likewise along {others}{more})" if others else "")
+                + _rescale_hint(s))
     else:
         text = (f"not differentiable near here: along {listed}{more} the finite differences do not converge "
                 f"as the step shrinks (kinks of the loss within {4 * s.oracle.h:.2e} of params, or a loss "
-                f"that changes faster than the step can follow), so they cannot judge the gradient there")
+                f"that changes faster than the step can follow), so they cannot judge the gradient there"
+                f"{_rescale_hint(s)}")
     return v.with_(outcome=UNDETERMINED, reason=reason, error=c.error, tolerance=c.bound,
                    message=text + judged)
 
@@ -736,7 +738,25 @@ def _unresolved_text(s: _Setup) -> str:
     return (f"the loss's values within {4 * s.oracle.h:.2e} of params look like noise (a smooth fit leaves "
             f"residuals of more than {nm.UNRESOLVED_FRACTION:.0%} of their spread): its rounding is larger "
             f"than its change over the step, or it oscillates faster than the step; finite differences "
-            f"cannot see its slope there")
+            f"cannot see its slope there{_rescale_hint(s)}")
+
+
+# Params whose RMS size is below this many steps: the step, absolute for
+# entries below 1 (it is h max(1, |x|)), is a sizeable part of the params
+# themselves, and a loss that varies on their own scale can change entirely
+# within it, or cross a kink they are near. Only offered where finite
+# differences already could not judge (noise, a kink, no convergence).
+RESCALE_STEPS = 100
+
+
+def _rescale_hint(s: _Setup) -> str:
+    """For small params: how to let the step see a loss that varies on their scale."""
+    size = float(np.sqrt(np.mean(s.x0 ** 2)))
+    if not 0 < size < RESCALE_STEPS * s.oracle.h:
+        return ""
+    return (f"; the params are of size {size:.1e} (RMS), and for entries below 1 the step is absolute, "
+            f"{s.oracle.h:.1e}: if the loss varies on the params' own scale, check it as a function of "
+            f"params / {size:.0e} (whose gradient is {size:.0e} times grad_fn's)")
 
 
 # ---------------------------------------------------------------- projection mode

@@ -128,6 +128,41 @@ def test_steps_that_cannot_see_the_function_are_undetermined(x0, k, mode):
     assert not v.fails, str(v)
 
 
+@given(st.integers(0, 2**32 - 1), fg.log_uniform(1e-7, 1e-5), st.sampled_from(MODES))
+def test_small_params_in_a_loss_on_their_own_scale_get_advice_that_works(seed, size, mode):
+    """Params of size 1e-6 in sin(x @ w) with x of size 1 / size: the loss
+    varies on the params' scale, and the step, absolute below 1, spans many
+    of its periods. Undetermined, and the message says how to rescale; the
+    check of the rescaled function, as the message describes it, holds."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(8, 4)) / size
+    w = size * (1 + 0.3 * rng.normal(size=4))
+
+    def loss(p, x):
+        return float(np.sum(np.sin(x @ p)))
+
+    def grad(p, x):
+        return x.T @ np.cos(x @ p)
+
+    v = gradcheck.check_gradient(loss, grad, w, x, mode=mode)
+    assert v.undetermined and not v.fails, str(v)
+    shown = f"{float(np.sqrt(np.mean(w ** 2))):.0e}"
+    assert f"check it as a function of params / {shown} (whose gradient is {shown} times" in str(v), str(v)
+    unit = float(shown)
+    rescaled = gradcheck.check_gradient(lambda q, x: loss(q * unit, x), lambda q, x: unit * grad(q * unit, x),
+                                        w / unit, x, mode=mode)
+    assert rescaled.holds, str(rescaled)
+
+
+@given(fg.log_uniform(3e5, 3e6), st.sampled_from(MODES))
+def test_the_rescaling_advice_is_not_given_to_params_of_unit_size(k, mode):
+    """An oscillation many times faster than the step, params near 1: the
+    loss looks like noise there too, but rescaling the params would not help."""
+    v = _check(fg.oscillation(np.array([0.3, -0.7, 0.5]), k), mode)
+    assert v.undetermined and "look like noise" in str(v), str(v)
+    assert "as a function of params /" not in str(v), str(v)
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_fully_saturated_softmax_is_no_false_alarm(seed, mode):
