@@ -355,10 +355,11 @@ def _is_kink(plus: list[float], minus: list[float], f0: float, h: float, noise: 
     1.65 noise / h once the jump passes 3.3 noise / h. Every jump that could
     fail a comparison must be seen as a kink first. (noise is itself an upper
     bound, doubled from a measurement, so rounding alone rarely reaches it.)
+    The gap "stays" when each is more than numerics.KINK_STAYS of the next.
     """
     gaps = [abs(p + m - 2 * f0) / (k * h) for p, m, k in zip(plus, minus, (1, 2, 4))]
     significant = gaps[0] > 3 * noise / h
-    stays = gaps[0] > 0.6 * gaps[1] and gaps[1] > 0.6 * gaps[2]
+    stays = gaps[0] > nm.KINK_STAYS * gaps[1] and gaps[1] > nm.KINK_STAYS * gaps[2]
     return bool(significant and stays)
 
 
