@@ -83,6 +83,18 @@ WIDEN_BITS = 4
 # in the range leaves nothing (a hinge is in the fit's basis).
 UNRESOLVED_FRACTION = 0.1
 
+# A kink is where the one-sided slopes' gap does not shrink with the step
+# (oracle._is_kink): each of the gaps at steps h, 2h, 4h must exceed this
+# fraction of the next. A smooth function's gaps halve (0.5). A C^1 function
+# whose second derivative drops to 0 on one side (relu^2, a Huber loss) at a
+# distance c of the smallest step gives gaps in the ratio (1 + 2c - c^2) /
+# (2 + 2c - c^2 / 2), which peaks at 0.601 near c = 0.76 (found by the dev
+# profile: relu^2 at 1e-5, called a kink at 0.6). A kink at distance c gives
+# (1 - c) / (1 - c / 2), above 0.63 for c up to 0.54; beyond that the ladder
+# crosses it at every step, and its finite differences do not converge
+# (oracle._is_smooth), which is undetermined too.
+KINK_STAYS = 0.63
+
 # The rounding of a gradient entry is the rounding of the terms summed into
 # it (per-example terms near a minimum are far larger than their sum), which
 # no allowance in ulps of the entry covers. It is measured (check_gradient's
@@ -100,18 +112,6 @@ UNRESOLVED_FRACTION = 0.1
 # one-entry leaf, which has no neighbours to pool with, four samples. Each
 # entry is held to twice what was seen: over 6,000 float32 and 1,000 float16
 # gradients near a minimum (fewest terms: one example), none fell outside.
-# A kink is where the one-sided slopes' gap does not shrink with the step
-# (oracle._is_kink): each of the gaps at steps h, 2h, 4h must exceed this
-# fraction of the next. A smooth function's gaps halve (0.5). A C^1 function
-# whose second derivative drops to 0 on one side (relu^2, a Huber loss) at a
-# distance c of the smallest step gives gaps in the ratio (1 + 2c - c^2) /
-# (2 + 2c - c^2 / 2), which peaks at 0.601 near c = 0.76 (found by the dev
-# profile: relu^2 at 1e-5, called a kink at 0.6). A kink at distance c gives
-# (1 - c) / (1 - c / 2), above 0.63 for c up to 0.54; beyond that the ladder
-# crosses it at every step, and its finite differences do not converge
-# (oracle._is_smooth), which is undetermined too.
-KINK_STAYS = 0.63
-
 GRAD_ULPS = 4
 GRAD_PATTERNS = 4
 GRAD_NOISE_SAFETY = 2.0

@@ -1158,12 +1158,12 @@ def _open(view: _View, declared: Declared, failed: Verdict) -> _Finding:
     return _Finding(failed.law, words, "not a mean or a sum; the cause is open")
 
 
-# -- the public checkers ------------------------------------------------------------
-
 def _seen(view: _View) -> np.ndarray:
     """Every gradient a view holds, of each cut and of each example seen alone, as one flat array."""
     return np.concatenate([np.ravel(g) for g in view.G.values()] + [view.S[view.have].ravel()])
 
+
+# -- the public checkers ------------------------------------------------------------
 
 class _Session:
     """One batch, observed once at the params and, where a law fails, at moved params."""
