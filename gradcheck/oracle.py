@@ -230,7 +230,7 @@ class LossOracle:
         # direction (Noise.flat), may be constant or rounded to a grid that hides
         # every change: its flat ladder says nothing about the slope.
         flat = all(f == f0 for f in probe.ladder)
-        return replace(probe, value=r2, bound=_truncation(d, r2) + rounding,
+        return replace(probe, value=r2, bound=_truncation(d, second, r2, h) + rounding,
                        forward=(plus[0] - f0) / h, backward=(f0 - minus[0]) / h,
                        kink=_is_kink(plus, minus, f0, h, noise), finite=True,
                        smooth=_is_smooth(second, d, h, max(modelled, measured.rounding)),
@@ -301,18 +301,32 @@ def _grid(diffs: np.ndarray) -> float:
     return max(binary, gap)
 
 
-def _truncation(d: list[float], r2: float) -> float:
-    """Error estimate for r2: twice its distance to d0 plus the first gap of
-    the ladder (the error of d0 itself).
+def _truncation(d: list[float], second: list[float], r2: float, h: float) -> float:
+    """Error estimate for r2: twice its distance to d0, plus the first gap of
+    the ladder (the error of d0 itself), plus how far the second differences
+    s(k) = f(+kh) + f(-kh) - 2 f0 stray from growing as k^2.
 
     Where f is smooth this overstates the error of r2 by far. It is chosen
     over the gap between the last two extrapolation levels because a loss may
     be only once differentiable somewhere within 4h of the point (a ReLU
-    squared, a Huber threshold), for one entry of the probe among many; the
-    ladder then hides a seam that a narrow estimate would not cover, while this
-    one does whenever the smallest step stays on one side.
+    squared, a Huber threshold): a seam where the second derivative jumps by
+    J, at c steps from the point, moves D(kh) by J h (k - c)^2 / 4k for k > c,
+    which Richardson's weights do not cancel. With one seam the first two
+    terms bound that error twice over. Two seams (two residuals on a Huber
+    threshold, for one probe moving many entries) can leave D(h), D(2h) and
+    D(4h) nearly equal and all wrong: seams on opposite sides of the point,
+    or jumps of opposite sign, make the ladder look converged. Their even
+    part shows them: each seam adds J h^2 (k - c)^2 / 2 to s(k), and a
+    smooth f gives s(k) / k^2 constant to O(h^4). The third term,
+    |s(1) - s(2)/4| + |s(2)/4 - s(4)/16| over h, makes the sum cover any two
+    seams with a margin of 1.5 (the worst ratio of error to estimate over
+    all positions and jumps is 2/3; the first two terms alone allow any
+    ratio). Three seams inside the ladder, or a smooth part that changes
+    shape on the scale of h itself, can defeat any estimate read off seven
+    values.
     """
-    return 2 * abs(r2 - d[0]) + abs(d[0] - d[1])
+    even = abs(second[0] - second[1] / 4) + abs(second[1] / 4 - second[2] / 16)
+    return 2 * abs(r2 - d[0]) + abs(d[0] - d[1]) + even / h
 
 
 def _is_smooth(second: list[float], d: list[float], h: float, noise: float) -> bool:

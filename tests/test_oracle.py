@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import assume, example, given, target
 from hypothesis import strategies as st
 
 import gradcheck
@@ -19,7 +19,7 @@ from gradcheck import strategies as gs
 from gradcheck._tree import tree_def
 from gradcheck.nets import NETWORK_ACTIVATIONS, loss_gradient
 from gradcheck import numerics as nm
-from gradcheck.oracle import LossOracle, Probe, fd_gradient
+from gradcheck.oracle import LossOracle, Probe, _truncation, fd_gradient
 
 SMOOTH = [a for a in NETWORK_ACTIVATIONS if a != "relu"]
 # Relative agreement of finite differences and autograd, float64. The rounding
@@ -154,6 +154,51 @@ def test_probe_bound_covers_the_error_for_known_derivatives(name, x0, seed):
     assert abs(p.value - exact) <= p.bound, (p, exact)
     # None of these has a kink: C^1 functions must not be called "not differentiable".
     assert not p.kink, p
+
+
+# Entries within five steps of a seam, several at once: one probe moving them
+# all crosses a seam for each (a probe of projection mode, a loss summing many
+# Huber residuals), and seams on opposite sides of the point, or with jumps of
+# opposite sign, can leave the ladder's central differences equal and wrong.
+_near_seam = st.sampled_from([0.0, 1.0, -1.0]).flatmap(lambda c: st.floats(c - 3e-5, c + 3e-5))
+
+
+@pytest.mark.parametrize("name", ["relu**2", "huber"])
+@given(x0=st.lists(_near_seam, min_size=2, max_size=4).map(np.array), seed=st.integers(0, 2**32 - 1))
+# Found by a brute-force search; each is outside the bound without its even term.
+@example(x0=np.array([1.0, 0.99997775]), seed=3040491956)
+@example(x0=np.array([1.00000904, -1.0, -0.99999038]), seed=474932245)
+@example(x0=np.array([-0.99999047, -1.0]), seed=218865379)
+def test_probe_bound_covers_several_seams_in_one_ladder(name, x0, seed):
+    f, df = KNOWN[name]
+    oracle = LossOracle(lambda x: float(np.sum(f(x))), x0)
+    v = np.random.default_rng(seed).standard_normal(x0.size) * oracle.scale
+    p = oracle.probe(v)
+    exact = float(np.dot(df(x0), v))
+    assert abs(p.value - exact) <= p.bound, (p, exact)
+    assert not p.kink, p
+
+
+def _seam(t, c):
+    """A curvature jump of 1 at t = c, on the side of c away from 0: zero
+    with its slope at 0, so the exact derivative there is 0."""
+    return np.maximum(t - c, 0.0) ** 2 / 2 if c >= 0 else np.maximum(c - t, 0.0) ** 2 / 2
+
+
+@given(c1=st.floats(-4.5, 4.5), c2=st.floats(-4.5, 4.5), jump=st.floats(-10.0, 10.0))
+@example(c1=0.0, c2=0.5, jump=-1.0)  # error 3.1 times the estimate without its even term
+def test_truncation_covers_any_two_seams_with_margin(c1, c2, jump):
+    """The derivation of oracle._truncation, without rounding: a piecewise
+    quadratic along the probe (h = 1) with two seams anywhere in the ladder,
+    of jumps 1 and ``jump``. The extrapolated estimate's error stays within 2/3
+    of the estimate, whatever the seams' places and jumps."""
+    g = {t: _seam(t, c1) + jump * _seam(t, c2) for t in (0.0, 1.0, 2.0, 4.0, -1.0, -2.0, -4.0)}
+    d = [(g[k] - g[-k]) / (2 * k) for k in (1.0, 2.0, 4.0)]
+    second = [g[k] + g[-k] - 2 * g[0.0] for k in (1.0, 2.0, 4.0)]
+    r2 = (64 * d[0] - 20 * d[1] + d[2]) / 45
+    estimate = _truncation(d, second, r2, 1.0)
+    target(abs(r2) / (estimate + 1e-12), label="error / estimate")  # search for the worst case
+    assert abs(r2) <= 2 / 3 * estimate + 1e-12
 
 
 @pytest.mark.parametrize("name", ["relu**2", "huber"])
