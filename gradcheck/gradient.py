@@ -257,6 +257,11 @@ class _Setup:
             self._bounds = (pooled, (abs_g, entry, entry * entry))
         return self._bounds[1]
 
+    def entry_rounding(self, measure: bool) -> np.ndarray:
+        """Per entry, grad_fn's rounding for a unit weight: measured where it
+        has been already, or where ``measure``; else as modelled."""
+        return self._entry_bounds(measured=measure or self._pooled is not None)[1]
+
     def compare(self, v: np.ndarray, probe: Probe | None = None,
                 span: tuple[int, int] | None = None) -> Comparison:
         """grad_fn against finite differences along ``v``, nonzero only within
@@ -1106,7 +1111,7 @@ def _predicted_full_resolution(s: _Setup, measure: bool = True) -> float:
     quotes as "about")."""
     noise = max(s.oracle.noise().level, nm.C_EVAL * s.oracle.eps * abs(s.oracle.f0))
     rounding = nm.RICHARDSON_ROUNDING * noise / (s.oracle.h * s.oracle.scale)
-    entry = s._entry_bounds(measured=measure or s._pooled is not None)[1]
+    entry = s.entry_rounding(measure)
     absolute = float(np.max(nm.CATCH_FACTOR * (rounding + entry)))
     rms = _typical_size(s, np.ones(s.n, bool))
     return absolute / (rms - absolute) if rms > absolute else np.inf
