@@ -140,16 +140,21 @@ _points = st.one_of(
 )
 
 
+def _probe_known(name: str, x0: np.ndarray, seed: int) -> tuple[Probe, float]:
+    """One probe of sum f(x_j) at x0 along a direction drawn from ``seed``,
+    and the exact directional derivative."""
+    f, df = KNOWN[name]
+    oracle = LossOracle(lambda x: float(np.sum(f(x))), x0)
+    v = np.random.default_rng(seed).standard_normal(x0.size) * oracle.scale
+    return oracle.probe(v), float(np.dot(df(x0), v))
+
+
 @pytest.mark.parametrize("name", sorted(KNOWN))
 @given(x0=st.lists(_points, min_size=1, max_size=3).map(np.array), seed=st.integers(0, 2**32 - 1))
 @example(x0=np.array([1.0, 8.280132923813377e-06]), seed=5)  # one entry 1.4h from relu**2's seam
 @example(x0=np.array([1e-05]), seed=19954)  # the seam at 0.77 of the smallest step: gaps in the ratio 0.600
 def test_probe_bound_covers_the_error_for_known_derivatives(name, x0, seed):
-    f, df = KNOWN[name]
-    oracle = LossOracle(lambda x: float(np.sum(f(x))), x0)
-    v = np.random.default_rng(seed).standard_normal(x0.size) * oracle.scale
-    p = oracle.probe(v)
-    exact = float(np.dot(df(x0), v))
+    p, exact = _probe_known(name, x0, seed)
     assert p.finite
     assert abs(p.value - exact) <= p.bound, (p, exact)
     # None of these has a kink: C^1 functions must not be called "not differentiable".
@@ -170,11 +175,7 @@ _near_seam = st.sampled_from([0.0, 1.0, -1.0]).flatmap(lambda c: st.floats(c - 3
 @example(x0=np.array([1.00000904, -1.0, -0.99999038]), seed=474932245)
 @example(x0=np.array([-0.99999047, -1.0]), seed=218865379)
 def test_probe_bound_covers_several_seams_in_one_ladder(name, x0, seed):
-    f, df = KNOWN[name]
-    oracle = LossOracle(lambda x: float(np.sum(f(x))), x0)
-    v = np.random.default_rng(seed).standard_normal(x0.size) * oracle.scale
-    p = oracle.probe(v)
-    exact = float(np.dot(df(x0), v))
+    p, exact = _probe_known(name, x0, seed)
     assert abs(p.value - exact) <= p.bound, (p, exact)
     assert not p.kink, p
 
