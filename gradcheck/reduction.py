@@ -569,9 +569,20 @@ def _limited_words(view: _View, v: Verdict) -> str:
                    f"entry: return it in float64, where this check would reach {in64:.1e}")
     size = _rms(view.G["batch"])
     if view.noise > 0 and size > 0 and view.noise * nm.C_GRAD * nm.eps(view.dtype) > v.requested * size:
-        why.append(f"grad_fn's values carry the rounding of values about {view.noise / size:.3g} times larger "
-                   f"than its entries (measured by moving the params and the batch: a large term added and taken "
-                   f"away, or a saturated softmax): compute the gradient without that cancellation")
+        if _common_grid(_seen(view), view.dtype) > 0:
+            # Exact levels (signs) and the residue of a large term that
+            # cancels look alike from outside: neither cause is named.
+            bits = int(np.max(_bits(_seen(view)[_seen(view) != 0])[1]))
+            why.append(f"every value grad_fn returned keeps at most {bits} significant bit{'s' * (bits != 1)}, "
+                       f"which exact levels "
+                       f"(the signs of an L1 or Huber term through saturated units) and the rounding residue of a "
+                       f"large term that cancels both do, and rounding that coarse would hide the reduction: "
+                       f"check at params where the gradient takes values of many bits")
+        else:
+            why.append(f"grad_fn's values carry the rounding of values about {view.noise / size:.3g} times "
+                       f"larger than its entries (measured by moving the params and the batch: a large term "
+                       f"added and taken away, or a saturated softmax): compute the gradient without that "
+                       f"cancellation")
     elif in64 > v.requested:
         why.append(f"the gradient's entries are {cancel:.3g} times smaller than the terms summed into them "
                    f"(the per-example gradients cancel, e.g. near a minimum, or the data term is small "
