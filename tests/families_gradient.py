@@ -60,8 +60,12 @@ def planted(case: Case, rel: float, where: int | None, sign: float = 1.0) -> tup
     RMS size of the true gradient) or None (every entry off by the factor
     1 + sign * rel, a wrong constant). The size returned is what grad_fn
     really returns after rounding to its dtype: the error of the wrong
-    function against the right one, relative to a typical (RMS) entry for
-    one entry, and the smallest relative error of any entry for all of them.
+    function against the true gradient (which a verdict's resolution is
+    about), relative to a typical (RMS) entry for one entry, and the smallest
+    relative error of any entry for all of them. Not against the right code's
+    output: a float32 gradient near a minimum is itself off the truth by
+    1e-5 of an entry, and a planted error of that size can cancel it (dev
+    profile: planted 1.0e-5 everywhere, wrong by 2.1e-6, held at 7.9e-6).
     """
     rms = float(np.sqrt(np.mean(true_gradient(case) ** 2)))
     right = case.grad_fn
@@ -74,7 +78,7 @@ def planted(case: Case, rel: float, where: int | None, sign: float = 1.0) -> tup
         out.flat[where] = out.flat[where] + g.dtype.type(sign * rel * rms)
         return out
 
-    g = np.asarray(right(case.params, *case.batch), np.float64).ravel()
+    g = true_gradient(case).ravel()
     d = np.abs(np.asarray(wrong(case.params, *case.batch), np.float64).ravel() - g)
     if where is None:
         nz = g != 0
@@ -123,11 +127,17 @@ def narrow_params(rng: np.random.Generator, dtype: Any, n: int, B: int, distance
     """A sin regression near its minimum: params in ``dtype``, the gradient
     computed in ``dtype`` (a small sum of large per-example terms), the loss
     in float64. ``distance`` is how far the params are from the fitted ones."""
-    dt = np.dtype(dtype)
     X = rng.normal(size=(B, n)) / np.sqrt(n)
     w_star = rng.normal(size=n)
     y = np.sin(X @ w_star) + 1e-3 * rng.normal(size=B)
-    w = (w_star + distance * rng.normal(size=n)).astype(dt)
+    w = (w_star + distance * rng.normal(size=n)).astype(dtype)
+    return sin_regression(w, X, y, f"n={n}, B={B}, distance {distance:.0e}")
+
+
+def sin_regression(w: np.ndarray, X: np.ndarray, y: np.ndarray, note: str) -> Case:
+    """0.5 |sin(X w) - y|^2 at params ``w``: the loss in float64, the gradient
+    in w's dtype."""
+    dt = w.dtype
 
     def loss_fn(p, X, y):
         r = np.sin(X @ np.asarray(p, np.float64)) - y
@@ -141,8 +151,7 @@ def narrow_params(rng: np.random.Generator, dtype: Any, n: int, B: int, distance
         a = X @ np.asarray(p, np.float64)
         return X.T @ ((np.sin(a) - y) * np.cos(a))
 
-    return Case(f"{dt.name} params, float64 loss", loss_fn, grad_fn, grad64, w, (X, y), tuple(range(n)),
-                f"n={n}, B={B}, distance {distance:.0e}")
+    return Case(f"{dt.name} params, float64 loss", loss_fn, grad_fn, grad64, w, (X, y), tuple(range(w.size)), note)
 
 
 @st.composite

@@ -81,6 +81,19 @@ def test_no_holds_above_the_stated_resolution(family, data):
     assert not (v.holds and size > v.resolution), f"{wrong.note}: planted {size:.2e}\n{v}"
 
 
+def test_a_planted_error_is_sized_against_the_true_gradient():
+    """The dev profile's draw: float32 params near a minimum, whose right
+    float32 gradient is off the truth by 1.2e-5; planted -1e-5 everywhere, the
+    wrong gradient is off by only 2.1e-6, and holding it at 7.9e-6 is right."""
+    case = fg.sin_regression(np.array([-0.40051016], np.float32),
+                             np.array([[-0.02727176], [0.21535393], [-0.66692527], [-1.16504068], [0.70279912]]),
+                             np.array([0.01111671, -0.08582823, 0.26407721, 0.44758065, -0.27650729]), "dev draw")
+    wrong, size = fg.planted(case, 1e-5, None, -1.0)
+    assert size < 5e-6  # the error the verdict's resolution is about
+    v = _check(wrong, "full")
+    assert not (v.holds and size > v.resolution), f"planted {size:.2e}\n{v}"
+
+
 @pytest.mark.parametrize("family", sorted(set(fg.FAMILIES) - {"oscillation", "float16 params"}))
 @given(data=st.data())
 def test_a_large_planted_error_is_caught(family, data):
