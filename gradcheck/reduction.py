@@ -569,15 +569,15 @@ def _limited_words(view: _View, v: Verdict) -> str:
                    f"entry: return it in float64, where this check would reach {in64:.1e}")
     size = _rms(view.G["batch"])
     if view.noise > 0 and size > 0 and view.noise * nm.C_GRAD * nm.eps(view.dtype) > v.requested * size:
-        if _common_grid(_seen(view), view.dtype) > 0:
+        seen = _seen(view)
+        if _common_grid(seen, view.dtype) > 0:
             # Exact levels (signs) and the residue of a large term that
             # cancels look alike from outside: neither cause is named.
-            bits = int(np.max(_bits(_seen(view)[_seen(view) != 0])[1]))
+            bits = int(np.max(_bits(seen[seen != 0])[1]))
             why.append(f"every value grad_fn returned keeps at most {bits} significant bit{'s' * (bits != 1)}, "
-                       f"which exact levels "
-                       f"(the signs of an L1 or Huber term through saturated units) and the rounding residue of a "
-                       f"large term that cancels both do, and rounding that coarse would hide the reduction: "
-                       f"check at params where the gradient takes values of many bits")
+                       f"which exact levels (the signs of an L1 or Huber term through saturated units) and the "
+                       f"rounding residue of a large term that cancels both do, and rounding that coarse would "
+                       f"hide the reduction: check at params where the gradient takes values of many bits")
         else:
             why.append(f"grad_fn's values carry the rounding of values about {view.noise / size:.3g} times "
                        f"larger than its entries (measured by moving the params and the batch: a large term "
