@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -40,15 +40,25 @@ class Comparison:
     bound: float  # the probe's bound plus the gradient's own rounding
     grad_rounding: float  # that second part
     measured: bool = False  # whether grad_rounding allows the measured rounding, or the modelled only
+    second: Probe | None = None  # finite differences on a second ladder, taken where the first fails
 
     @property
     def error(self) -> float:
         return abs(self.claimed - self.probe.value)
 
     @property
+    def steady(self) -> bool:
+        """The second ladder, if taken, can judge and agrees with the first
+        within their two bounds (numerics.SECOND_STEP)."""
+        q = self.second
+        return q is None or (not _why(q) and abs(q.value - self.probe.value) <= q.bound + self.probe.bound)
+
+    @property
     def why(self) -> str:
         """Why finite differences cannot judge along this probe ("" if they can)."""
-        return _why(self.probe)
+        # Estimates that move with the step more than their bounds allow come
+        # from a loss the step cannot follow: no evidence either way.
+        return _why(self.probe) or ("" if self.steady else NOT_DIFFERENTIABLE)
 
     @property
     def outcome(self) -> str:
@@ -263,10 +273,16 @@ class _Setup:
         return self._entry_bounds(measured=measure or self._pooled is not None)[1]
 
     def compare(self, v: np.ndarray, probe: Probe | None = None,
-                span: tuple[int, int] | None = None) -> Comparison:
+                span: tuple[int, int] | None = None, *, second: Probe | None = None,
+                confirm: bool = True) -> Comparison:
         """grad_fn against finite differences along ``v``, nonzero only within
         ``span`` (the whole vector if None; ``probe``: the oracle's answer
-        along it, if already taken).
+        along it, if already taken, and ``second`` its second ladder).
+
+        A comparison that fails is confirmed, unless ``confirm`` is False (a
+        step of the search that only points the way): a second ladder from
+        numerics.SECOND_STEP of the step must agree with the first, or the
+        comparison is undetermined (6 more evaluations, only where it fails).
 
         The gradient's rounding is first allowed as modelled; only where that
         does not hold is its measured rounding (10 calls of grad_fn, see
@@ -284,6 +300,10 @@ class _Setup:
         c = self._bounded(claimed, probe, aw, lo, hi, count, measured=False)
         if c.outcome != HOLDS:
             c = self._bounded(claimed, probe, aw, lo, hi, count, measured=True)
+        if c.outcome == FAILS and (confirm or second is not None):
+            c = replace(c, second=self.oracle.assess(second) if second is not None else
+                        self.oracle.probe(v, claimed_abs=probe.claimed_abs, span=(lo, hi),
+                                          step=nm.SECOND_STEP * self.oracle.h))
         if c.outcome != UNDETERMINED:
             self._record(c, aw, lo, count)
         return c
@@ -722,8 +742,8 @@ def _undetermined(s: _Setup, v: Verdict, odd: dict, labels: list[str]) -> Verdic
                 f"does not close as the step shrinks" + (f" (likewise along {others}{more})" if others else "")
                 + _rescale_hint(s))
     else:
-        text = (f"not differentiable near here: along {listed}{more} the finite differences do not converge "
-                f"as the step shrinks (kinks of the loss within {4 * s.oracle.h:.2e} of params, or a loss "
+        text = (f"not differentiable near here: along {listed}{more} the finite differences do not settle "
+                f"as the step changes (kinks of the loss within {4 * s.oracle.h:.2e} of params, or a loss "
                 f"that changes faster than the step can follow), so they cannot judge the gradient there"
                 f"{_rescale_hint(s)}")
     return v.with_(outcome=UNDETERMINED, reason=reason, error=c.error, tolerance=c.bound,
@@ -916,7 +936,8 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison) -> _Hunt:
         v = _on(direction, b)
         if b not in probes:
             probes[b] = s.probe(v, b)
-        comps[b] = s.compare(v, probes[b], b)
+        before = comps.get(b)
+        comps[b] = s.compare(v, probes[b], b, second=before.second if before is not None else None)
         return comps[b].outcome != HOLDS
 
     located = _locate(s, direction, first, open_, comps) if first.outcome == FAILS else None
@@ -1002,7 +1023,7 @@ def _ramp_target(s: _Setup, direction: np.ndarray, b: tuple[int, int], c: Compar
     m = hi - lo
     ramp = np.zeros_like(direction)
     ramp[lo:hi] = direction[lo:hi] * (np.arange(m) + 0.5) / m
-    w = s.compare(ramp, span=b)
+    w = s.compare(ramp, span=b, confirm=False)  # the block it points to is confirmed
     if w.outcome == UNDETERMINED:
         return None
     d, dw = c.claimed - c.probe.value, w.claimed - w.probe.value

@@ -40,6 +40,7 @@ class Probe:
     ladder: tuple[float, ...] = field(default=(), repr=False)  # f0, f(+h, +2h, +4h), f(-h, -2h, -4h)
     flat: bool = False  # every value on the ladder equals f0 exactly
     claimed_abs: float = field(default=0.0, repr=False)
+    step: float = 0.0  # the ladder's smallest step (0: the oracle's own, LossOracle.h)
 
 
 @dataclass(frozen=True)
@@ -198,25 +199,26 @@ class LossOracle:
 
     # ------------------------------------------------------------ probes
 
-    def probe(self, v: np.ndarray, *, claimed_abs: float = 0.0, span: tuple[int, int] | None = None) -> Probe:
+    def probe(self, v: np.ndarray, *, claimed_abs: float = 0.0, span: tuple[int, int] | None = None,
+              step: float = 0.0) -> Probe:
         """Directional derivative along ``v`` (already scaled by ``self.scale``;
-        zero outside ``span``, if given).
+        zero outside ``span``, if given), on a ladder from ``step`` (0: ``self.h``).
 
         ``claimed_abs`` is sum_j |g_j| |x_j| over the entries that move, for
         the gradient under test: the loss sees its inputs rounded, which moves
         the loss by up to eps times that amount.
         """
-        h = self.h
+        h = step or self.h
         plus = [self(self._point(k * h, v, span)) for k in (1, 2, 4)]
         minus = [self(self._point(-k * h, v, span)) for k in (1, 2, 4)]
         return self.assess(Probe(np.nan, np.inf, np.nan, np.nan, False, False, 6, False,
-                                 ladder=(self.f0, *plus, *minus), claimed_abs=claimed_abs))
+                                 ladder=(self.f0, *plus, *minus), claimed_abs=claimed_abs, step=step))
 
     def assess(self, probe: Probe) -> Probe:
         """The probe's estimate and bound from its ladder, under the noise as
         now measured (no evaluations: see :meth:`avoid`)."""
         f0, *rest = probe.ladder
-        plus, minus, h = rest[:3], rest[3:], self.h
+        plus, minus, h = rest[:3], rest[3:], probe.step or self.h
         if not np.all(np.isfinite(probe.ladder)):
             return replace(probe, value=np.nan, bound=np.inf, finite=False, smooth=False)
         measured = self.noise()
