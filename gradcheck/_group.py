@@ -1,10 +1,14 @@
 """A real ``torch.distributed`` process group on localhost, for the data-parallel checks.
 
-The checker starts ``world_size`` worker processes (spawned, gloo backend,
-TCP rendezvous on a free local port), hands each rank its shard of every job,
-collects what each rank's step returns, and tears the group down. Starting a
-group costs a few seconds (each worker imports torch), so one group serves
-many jobs: every sharding of a check, or every generated case of a claim.
+The checker starts ``world_size`` worker processes (gloo backend, TCP
+rendezvous on a free local port), hands each rank its shard of every job,
+collects what each rank's step returns, and tears the group down. A fresh
+interpreter importing torch takes seconds, so one group serves many jobs
+(every sharding of a check, or every generated case of a claim), and where
+the platform has a fork server the workers are forked from it with
+torch.distributed already imported: the first group of a process costs those
+seconds, every later one about 0.2 s (measured: 3.4 s each when spawned).
+As with spawned workers, each one imports the caller's main script again.
 
 A rank that raises, crashes or hangs never hangs the caller: every wait is
 bounded, and a group that failed a job is torn down and reported as broken.
@@ -84,7 +88,7 @@ def _worker(rank: int, world: int, port: int, jobs: Any, results: Any) -> None:
 
 
 class ProcessGroup:
-    """``world_size`` spawned workers joined in one gloo process group.
+    """``world_size`` worker processes joined in one gloo process group.
 
     Use as a context manager; :meth:`run` gives each rank its shard of one job.
     """
@@ -97,7 +101,7 @@ class ProcessGroup:
         if not dist.is_available():  # pragma: no cover
             raise GradcheckUsageError("this PyTorch build has no torch.distributed")
         self.world_size, self.timeout = world_size, timeout
-        self._ctx = mp.get_context("spawn")
+        self._ctx = _context()
         self._procs: list[Any] = []
         self._jobs: list[Any] = []
         self._results: Any = None
@@ -180,6 +184,17 @@ class ProcessGroup:
         self._procs = []
 
 
+def _context() -> Any:
+    """The fork server where there is one (preloading torch.distributed: it
+    must be set before the server starts, and applies to this process's fork
+    server from then on), else spawn."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch.distributed"])
+    return ctx
+
+
 def _failure_words(failed: list[RankResult], timeout: float) -> str:
     raised = [r for r in failed if r.error]
     if raised:
@@ -194,6 +209,6 @@ def _failure_words(failed: list[RankResult], timeout: float) -> str:
 def _start_failure_words(world: int, exitcodes: list[int | None]) -> str:
     if any(c is not None for c in exitcodes):
         return (f"[gradcheck] the worker processes of the process group exited while starting (exit codes "
-                f"{exitcodes}); they are spawned, so they import the main script again: guard the top "
+                f"{exitcodes}); they are started afresh, so they import the main script again: guard the top "
                 f"level of a script that calls check_data_parallel with `if __name__ == \"__main__\":`")
     return f"[gradcheck] the process group of {world} ranks did not start within {START_TIMEOUT:.0f} s"

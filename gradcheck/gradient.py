@@ -273,16 +273,11 @@ class _Setup:
         return self._entry_bounds(measured=measure or self._pooled is not None)[1]
 
     def compare(self, v: np.ndarray, probe: Probe | None = None,
-                span: tuple[int, int] | None = None, *, second: Probe | None = None,
-                confirm: bool = True) -> Comparison:
+                span: tuple[int, int] | None = None, *, second: Probe | None = None) -> Comparison:
         """grad_fn against finite differences along ``v``, nonzero only within
         ``span`` (the whole vector if None; ``probe``: the oracle's answer
-        along it, if already taken, and ``second`` its second ladder).
-
-        A comparison that fails is confirmed, unless ``confirm`` is False (a
-        step of the search that only points the way): a second ladder from
-        numerics.SECOND_STEP of the step must agree with the first, or the
-        comparison is undetermined (6 more evaluations, only where it fails).
+        along it, if already taken, and ``second`` its second ladder, see
+        :meth:`confirm`).
 
         The gradient's rounding is first allowed as modelled; only where that
         does not hold is its measured rounding (10 calls of grad_fn, see
@@ -300,13 +295,52 @@ class _Setup:
         c = self._bounded(claimed, probe, aw, lo, hi, count, measured=False)
         if c.outcome != HOLDS:
             c = self._bounded(claimed, probe, aw, lo, hi, count, measured=True)
-        if c.outcome == FAILS and (confirm or second is not None):
-            c = replace(c, second=self.oracle.assess(second) if second is not None else
-                        self.oracle.probe(v, claimed_abs=probe.claimed_abs, span=(lo, hi),
-                                          step=nm.SECOND_STEP * self.oracle.h))
+        if c.outcome == FAILS and second is not None:
+            c = replace(c, second=self.oracle.assess(second))
         if c.outcome != UNDETERMINED:
             self._record(c, aw, lo, count)
         return c
+
+    def confirm(self, c: Comparison, v: np.ndarray, span: tuple[int, int] | None = None) -> Comparison:
+        """A failing comparison ``c`` (along ``v``, within ``span``) judged
+        again on a second ladder from numerics.SECOND_STEP of the step: it
+        stays failing only where the two estimates agree (Comparison.steady),
+        and is undetermined otherwise. 6 evaluations, spent only on the
+        comparisons a verdict of fails rests on; the search that narrows a
+        failure down is only pointed by the others."""
+        if c.outcome != FAILS or c.second is not None:
+            return c
+        lo, hi = span or (0, self.n)
+        checked = replace(c, second=self.oracle.probe(v, claimed_abs=c.probe.claimed_abs, span=(lo, hi),
+                                                      step=nm.SECOND_STEP * self.oracle.h))
+        if not checked.steady:
+            self.forget(c, v, span)
+        return checked
+
+    def forget(self, c: Comparison, v: np.ndarray, span: tuple[int, int] | None = None) -> None:
+        """Take back what comparison ``c`` (along ``v``, within ``span``) was
+        recorded as seeing, where it turned out to be no evidence: exactly
+        where counts add up (shared), and by forgetting the entries it saw
+        best where only a maximum was kept (seen, alone), which can only make
+        a stated resolution coarser."""
+        index = next((i for i, d in enumerate(self.decided) if d is c), None)
+        if index is None:
+            return
+        lo, hi = span or (0, self.n)
+        aw = np.abs(v[lo:hi])
+        self._version += 1
+        span = slice(lo, hi)
+        mine = self.seen_by[span] == index
+        self.seen[span][mine] = 0.0
+        self.seen_by[span][mine] = -1
+        moved = aw != 0
+        if np.count_nonzero(moved) == 1:
+            self.alone[lo + int(np.flatnonzero(moved)[0])] = 0.0
+        elif np.any(moved):
+            window = 2 * c.bound
+            np.subtract(self.shared[span], 1, out=self.shared[span], where=moved)
+            np.subtract(self.shared_log[span], np.log(window) if window > 0 else -np.inf,
+                        out=self.shared_log[span], where=moved)
 
     def _bounded(self, claimed: float, probe: Probe, aw: np.ndarray, lo: int, hi: int, count: int,
                  measured: bool) -> Comparison:
@@ -673,6 +707,7 @@ def _full(s: _Setup, rng: np.random.Generator, requested: float) -> Verdict:
     s.mark_kinked(np.array([p.kink for p in probes]))
     s.oracle.avoid(np.array([bool(_why(p)) for p in probes]))
     comps = [s.compare(s.entry_direction(j), probes[j], (j, j + 1)) for j in range(s.n)]
+    comps = [s.confirm(c, s.entry_direction(j), (j, j + 1)) for j, c in enumerate(comps)]
     bad = [j for j, c in enumerate(comps) if c.outcome == FAILS]
     odd = [j for j, c in enumerate(comps) if c.outcome == UNDETERMINED]
     scope = np.array([c.outcome != UNDETERMINED for c in comps])
@@ -818,12 +853,19 @@ def _projection(s: _Setup, probes: int, rng: np.random.Generator, requested: flo
     scope = everything.copy()
     for lo, hi in hunt.odd:
         scope[lo:hi] = False
-    v = _numbers(s, comps, requested, scope)
     # A failing probe is a definite failure unless it crossed entries the
     # narrowing found on a kink and no block without them fails: its error
     # may then be the kinks' alone (found by the dev profile: a ReLU net with
     # three biases at their kink failed along a probe, every array held).
-    if hunt.failing or hunt.wide_failing or (failed and not hunt.odd):
+    if failed and not (hunt.failing or hunt.wide_failing or hunt.odd):
+        comps[k] = s.confirm(comps[k], directions[k])  # the failure rests on this probe alone
+        failed = [k] if comps[k].outcome == FAILS else []
+        odd = odd if failed else [k, *odd]
+    fails = bool(hunt.failing or hunt.wide_failing or (failed and not hunt.odd))
+    if failed and not fails:
+        s.forget(comps[k], directions[k])  # put down to what cannot be judged: no agreement either
+    v = _numbers(s, comps, requested, scope)
+    if fails:
         c = comps[k] if failed else max((c for c in hunt.probes.values() if c.outcome == FAILS), key=_excess)
         return v.with_(outcome=FAILS, error=c.error, tolerance=c.bound,
                        message=_projection_failure_text(s, rng, comps[k], labels[k], hunt))
@@ -940,11 +982,16 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison) -> _Hunt:
         comps[b] = s.compare(v, probes[b], b, second=before.second if before is not None else None)
         return comps[b].outcome != HOLDS
 
+    def confirmed(blocks: list[tuple[int, int]]) -> None:
+        for b in blocks:
+            comps[b] = s.confirm(comps[b], _on(direction, b), b)
+
     located = _locate(s, direction, first, open_, comps) if first.outcome == FAILS else None
     if located is not None:
         # A spread error goes on from the arrays below, which tell whether a
         # whole array is scaled or has the wrong sign.
         singles, wide = located
+        confirmed(singles)
         if not wide and not any(comps[b].outcome == UNDETERMINED for b in singles):
             found = sorted(lo for lo, hi in singles if comps[(lo, hi)].outcome == FAILS)
             # An array whose wrong entries carry most of its gradient is
@@ -969,6 +1016,7 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison) -> _Hunt:
     top = [b for b in failing if not any(a != b and a[0] <= b[0] and b[1] <= a[1] for a in failing)]
     more_singles, more_wide = _descend(top, open_)
     singles, wide = list(dict.fromkeys(singles + more_singles)), list(dict.fromkeys(wide + more_wide))
+    confirmed(singles + wide)
     found = sorted(lo for lo, hi in singles if comps[(lo, hi)].outcome == FAILS)
     odd = [b for b in singles + wide if comps[b].outcome == UNDETERMINED]
     return _Hunt(found, [b for b in wide if comps[b].outcome == FAILS], odd, comps,
@@ -1023,7 +1071,7 @@ def _ramp_target(s: _Setup, direction: np.ndarray, b: tuple[int, int], c: Compar
     m = hi - lo
     ramp = np.zeros_like(direction)
     ramp[lo:hi] = direction[lo:hi] * (np.arange(m) + 0.5) / m
-    w = s.compare(ramp, span=b, confirm=False)  # the block it points to is confirmed
+    w = s.compare(ramp, span=b)
     if w.outcome == UNDETERMINED:
         return None
     d, dw = c.claimed - c.probe.value, w.claimed - w.probe.value
