@@ -328,19 +328,16 @@ class _Setup:
             return
         lo, hi = span or (0, self.n)
         aw = np.abs(v[lo:hi])
+        count = int(np.count_nonzero(aw))
         self._version += 1
-        span = slice(lo, hi)
-        mine = self.seen_by[span] == index
-        self.seen[span][mine] = 0.0
-        self.seen_by[span][mine] = -1
-        moved = aw != 0
-        if np.count_nonzero(moved) == 1:
-            self.alone[lo + int(np.flatnonzero(moved)[0])] = 0.0
-        elif np.any(moved):
-            window = 2 * c.bound
-            np.subtract(self.shared[span], 1, out=self.shared[span], where=moved)
-            np.subtract(self.shared_log[span], np.log(window) if window > 0 else -np.inf,
-                        out=self.shared_log[span], where=moved)
+        cut = slice(lo, hi)
+        mine = self.seen_by[cut] == index
+        self.seen[cut][mine] = 0.0
+        self.seen_by[cut][mine] = -1
+        if count == 1:
+            self.alone[lo + int(np.flatnonzero(aw)[0])] = 0.0
+        elif count > 1 and c.bound > 0:  # a window of 0 left a log of -inf, which nothing takes back
+            self._tally(cut, aw, count, float(np.log(2 * c.bound)), -1)
 
     def _bounded(self, claimed: float, probe: Probe, aw: np.ndarray, lo: int, hi: int, count: int,
                  measured: bool) -> Comparison:
@@ -369,17 +366,25 @@ class _Setup:
             self.alone[lo + j] = max(self.alone[lo + j], sens[j])
         elif count > 1:
             window = 2 * c.bound
-            log = np.log(window) if window > 0 else -np.inf
-            shared, shared_log, shared_max = self.shared[span], self.shared_log[span], self.shared_max[span]
-            if count == aw.size:  # every entry of the span moved (a ufunc's where= is ten times slower)
-                shared += 1
-                shared_log += log
+            self._tally(span, aw, count, np.log(window) if window > 0 else -np.inf, 1)
+            shared_max = self.shared_max[span]
+            if count == aw.size:
                 np.maximum(shared_max, 2 * window, out=shared_max)
             else:
-                moved = aw != 0
-                np.add(shared, 1, out=shared, where=moved)
-                np.add(shared_log, log, out=shared_log, where=moved)
-                np.maximum(shared_max, 2 * window, out=shared_max, where=moved)
+                np.maximum(shared_max, 2 * window, out=shared_max, where=aw != 0)
+
+    def _tally(self, span: slice, aw: np.ndarray, count: int, log: float, sign: int) -> None:
+        """Count one comparison that moved ``count`` entries of ``span`` with
+        others (``sign`` 1), or take it back (-1): how many, and the sum of
+        the logs of their windows."""
+        shared, shared_log = self.shared[span], self.shared_log[span]
+        if count == aw.size:  # every entry of the span moved (a ufunc's where= is ten times slower)
+            shared += sign
+            shared_log += sign * log
+        else:
+            moved = aw != 0
+            np.add(shared, sign, out=shared, where=moved)
+            np.add(shared_log, sign * log, out=shared_log, where=moved)
 
     def entry_direction(self, j: int) -> np.ndarray:
         v = np.zeros(self.n)
@@ -706,8 +711,10 @@ def _full(s: _Setup, rng: np.random.Generator, requested: float) -> Verdict:
     probes = [s.probe(s.entry_direction(j), (j, j + 1)) for j in range(s.n)]
     s.mark_kinked(np.array([p.kink for p in probes]))
     s.oracle.avoid(np.array([bool(_why(p)) for p in probes]))
-    comps = [s.compare(s.entry_direction(j), probes[j], (j, j + 1)) for j in range(s.n)]
-    comps = [s.confirm(c, s.entry_direction(j), (j, j + 1)) for j, c in enumerate(comps)]
+    comps = []
+    for j in range(s.n):
+        e = s.entry_direction(j)
+        comps.append(s.confirm(s.compare(e, probes[j], (j, j + 1)), e, (j, j + 1)))
     bad = [j for j, c in enumerate(comps) if c.outcome == FAILS]
     odd = [j for j, c in enumerate(comps) if c.outcome == UNDETERMINED]
     scope = np.array([c.outcome != UNDETERMINED for c in comps])
