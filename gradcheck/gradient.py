@@ -31,6 +31,12 @@ MAX_NAMED = 8  # localisation names at most this many entries
 AUTO_MAX_PROBES = 16
 
 
+class _NoiseChanged(Exception):
+    """The loss's noise, measured only now, would have assessed a comparison
+    already decided under the modelled floor differently (or is not finite):
+    the check starts again under the measured noise."""
+
+
 @dataclass(frozen=True)
 class Comparison:
     """grad_fn's directional derivative against the oracle's, along one probe."""
@@ -94,12 +100,23 @@ class _Setup:
         self.g_dtype = caller.dtype
         self.grad_calls = 1
         self.loss_fn = loss_fn
-        self.oracle = LossOracle(self._loss64, self.x0)
+        self.oracle = LossOracle(self._loss64, self.x0, floor_first=True)
         self._worst: np.ndarray | None = None
         self._reach: np.ndarray | None = None
         self._pooled: np.ndarray | None = None
         self.kinked = np.zeros(self.x0.size, dtype=bool)  # entries the loss shows on a kink
         self._cells: tuple[list[_Cells], list[_Cells | None]] | None = None
+        self._gx_cache: np.ndarray | None = None
+        self._gx_total = 0.0
+        self._modelled: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._bounds: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._version = 0  # bumped whenever the records below change (see _multi_resolution)
+        self.quiet: set[tuple[float, ...]] = set()  # ladders judged under the modelled floor, being quiet
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every comparison recorded (what the loss and grad_fn were
+        measured to be stays)."""
         # Per entry, the best |v_j| / bound over the comparisons that decided:
         # an error e_j is caught for certain once |v_j e_j| > 2 bound.
         self.seen = np.zeros(self.x0.size)
@@ -112,11 +129,7 @@ class _Setup:
         self.shared_log = np.zeros(self.x0.size)
         self.shared_max = np.zeros(self.x0.size)
         self.decided: list[Comparison] = []
-        self._version = 0  # bumped whenever the above change (see _multi_resolution)
-        self._gx_cache: np.ndarray | None = None
-        self._gx_total = 0.0
-        self._modelled: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._bounds: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._version += 1
         self._multi: tuple[int, np.ndarray] | None = None
 
     @property
@@ -127,6 +140,28 @@ class _Setup:
     def evaluations(self) -> int:
         """Calls of the functions under test: loss_fn and grad_fn."""
         return self.oracle.evaluations + self.grad_calls
+
+    def settle_noise(self) -> None:
+        """Measure the loss's noise, if it is not yet. Raises _NoiseChanged
+        where that changes how a comparison already decided under the
+        modelled floor is assessed, or the loss is not finite along the
+        measured direction."""
+        if self.oracle.measured:
+            return
+        if not self.oracle.noise().finite or any(_assessed_apart(self.oracle.assess(p), p)
+                                                 for c in self.decided for p in (c.probe, c.second) if p):
+            raise _NoiseChanged
+
+    def _unsettled(self, probe: Probe, c: Comparison) -> bool:
+        """Whether comparison ``c``, assessed under the modelled floor, calls
+        for the noise to be measured: ``probe`` (its ladder, or its second)
+        is not quiet, or it cannot be judged (the measurement says why)."""
+        if self.oracle.measured:
+            return False
+        if c.outcome == UNDETERMINED or not self.oracle.quiet(probe):
+            return True
+        self.quiet.add(probe.ladder)
+        return False
 
     def _loss64(self, flat: np.ndarray) -> Any:
         # Finite differences in float64 whatever the model's dtype: the loss
@@ -295,8 +330,15 @@ class _Setup:
         c = self._bounded(claimed, probe, aw, lo, hi, count, measured=False)
         if c.outcome != HOLDS:
             c = self._bounded(claimed, probe, aw, lo, hi, count, measured=True)
+        if self._unsettled(probe, c):
+            self.settle_noise()
+            return self.compare(v, probe, span, second=second)
         if c.outcome == FAILS and second is not None:
-            c = replace(c, second=self.oracle.assess(second))
+            checked = replace(c, second=self.oracle.assess(second))
+            if self._unsettled(checked.second, checked):
+                self.settle_noise()
+                return self.compare(v, probe, span, second=second)
+            c = checked
         if c.outcome != UNDETERMINED:
             self._record(c, aw, lo, count)
         return c
@@ -311,8 +353,12 @@ class _Setup:
         if c.outcome != FAILS or c.second is not None:
             return c
         lo, hi = span or (0, self.n)
-        checked = replace(c, second=self.oracle.probe(v, claimed_abs=c.probe.claimed_abs, span=(lo, hi),
-                                                      step=nm.SECOND_STEP * self.oracle.h))
+        second = self.oracle.probe(v, claimed_abs=c.probe.claimed_abs, span=(lo, hi),
+                                   step=nm.SECOND_STEP * self.oracle.h)
+        checked = replace(c, second=second)
+        if self._unsettled(second, checked):
+            self.settle_noise()  # c itself is recorded: where its assessment changes, the check restarts
+            checked = replace(c, second=self.oracle.assess(second))
         if not checked.steady:
             self.forget(c, v, span)
         return checked
@@ -396,6 +442,11 @@ class _Setup:
         v[lo:hi] = _weights(rng, hi - lo)
         v[lo:hi] *= self.oracle.scale[lo:hi]
         return v
+
+
+def _assessed_apart(a: Probe, b: Probe) -> bool:
+    """Two assessments of one ladder that a comparison could tell apart."""
+    return (a.bound, a.kink, a.smooth, a.resolved, a.finite) != (b.bound, b.kink, b.smooth, b.resolved, b.finite)
 
 
 class _Cells:
@@ -511,6 +562,19 @@ def check_gradient(loss_fn: Callable[..., Any], grad_fn: Callable[..., Any], par
     early = _early_verdict(s, requested)
     if early is not None:
         return early
+    try:
+        return _check(s, mode, probes, seed, requested)
+    except _NoiseChanged:
+        # Rare: every ladder looked quiet until one did not, and the noise
+        # measured then is above the floor the earlier ones were judged under.
+        early = _noise_verdict(s, requested)
+        if early is not None:
+            return early
+        s.reset()
+        return _check(s, mode, probes, seed, requested)
+
+
+def _check(s: _Setup, mode: str, probes: int, seed: int, requested: float) -> Verdict:
     rng = np.random.default_rng(seed)
     if mode == "full" or (mode == "auto" and s.n <= FULL_LIMIT):
         return _full(s, rng, requested)
@@ -537,6 +601,12 @@ def _early_verdict(s: _Setup, requested: float) -> Verdict | None:
         return _base(s, UNDETERMINED, np.nan, np.nan,
                      f"loss_fn returned {s.oracle.f0} at params; the gradient cannot be checked there",
                      requested, reason=NON_FINITE_LOSS)
+    return None
+
+
+def _noise_verdict(s: _Setup, requested: float) -> Verdict | None:
+    """Undetermined where the loss is not finite along the direction its
+    noise is measured on (measured only once some ladder calls for it)."""
     if not s.oracle.noise().finite:
         return _base(s, UNDETERMINED, np.nan, np.nan,
                      f"loss_fn returned a non-finite value within {4 * s.oracle.h:.2e} of params "
@@ -626,6 +696,7 @@ def _typical_size(s: _Setup, scope: np.ndarray) -> float:
     rms = float(np.sqrt(np.mean(s.g[scope] ** 2)))
     if rms > 0:
         return rms
+    s.settle_noise()
     noise = s.oracle.noise()
     change = noise.spread / (2 * max(map(abs, nm.NOISE_WIDE)) * s.oracle.h)
     return max(abs(s.oracle.f0), change) / float(np.sqrt(np.mean(s.oracle.scale[scope] ** 2)))
@@ -671,7 +742,7 @@ def _limit_text(s: _Setup) -> str:
         return (f"what limits it is grad_fn's own rounding in {s.g_dtype.name}: the error model allows each "
                 f"entry a few ulps of its size, and a comparison adds those of every entry it moves")
     if _cancelling(s):
-        return (f"what limits it is the loss's rounding noise, measured at {s.oracle.noise().level:.1e}: far "
+        return (f"what limits it is the loss's rounding noise, measured at {s.oracle.current_noise.level:.1e}: far "
                 f"more than a value of {abs(s.oracle.f0):.3e} carries, so the loss is a small difference of "
                 f"large terms, and finite differences with step {s.oracle.h:.1e} divide that noise by the step")
     return (f"what limits it is the rounding of the loss in {s.oracle.precision.name}, divided by the "
@@ -680,7 +751,7 @@ def _limit_text(s: _Setup) -> str:
 
 def _cancelling(s: _Setup) -> bool:
     """The measured loss noise is far above what the loss's own values carry."""
-    noise = s.oracle.noise()
+    noise = s.oracle.current_noise  # the floor, unless some ladder called for a measurement
     return noise.level > 4 * nm.C_EVAL * s.oracle.eps * max(abs(s.oracle.f0), noise.size)
 
 
@@ -706,6 +777,9 @@ def _advice(s: _Setup, v: Verdict, mode: str) -> str:
 # ---------------------------------------------------------------- full mode
 
 def _full(s: _Setup, rng: np.random.Generator, requested: float) -> Verdict:
+    # The noise is measured first (26 evaluations beside 6 per entry): the
+    # entries' ladders need not each be quiet, and avoid() below re-measures it.
+    s.settle_noise()
     # The loss first: the entries it shows on a kink are known before the
     # gradient's rounding is pooled over each leaf.
     probes = [s.probe(s.entry_direction(j), (j, j + 1)) for j in range(s.n)]
@@ -830,7 +904,15 @@ def _rescale_hint(s: _Setup) -> str:
 
 def _projection(s: _Setup, probes: int, rng: np.random.Generator, requested: float, most: int) -> Verdict:
     """``probes`` probes, and more up to ``most`` while the resolution asked
-    for is not reached and every probe holds."""
+    for is not reached and every probe holds; the verdict rests on the
+    measured noise or on numerics.QUIET_LADDERS quiet ladders at least."""
+    v = _projected(s, probes, rng, requested, most)
+    if len(s.quiet) < nm.QUIET_LADDERS:
+        s.settle_noise()  # where that changes any comparison decided, the check starts again
+    return v
+
+
+def _projected(s: _Setup, probes: int, rng: np.random.Generator, requested: float, most: int) -> Verdict:
     directions: list[np.ndarray] = []
     comps: list[Comparison] = []
     while len(comps) < max(probes, most):
@@ -1185,7 +1267,7 @@ def _predicted_full_resolution(s: _Setup, measure: bool = True) -> float:
     is measured where it has been, or where ``measure``; else modelled (for
     advice: 10 calls of grad_fn are not spent on a figure the message only
     quotes as "about")."""
-    noise = max(s.oracle.noise().level, nm.C_EVAL * s.oracle.eps * abs(s.oracle.f0))
+    noise = max(s.oracle.current_noise.level, nm.C_EVAL * s.oracle.eps * abs(s.oracle.f0))
     rounding = nm.RICHARDSON_ROUNDING * noise / (s.oracle.h * s.oracle.scale)
     entry = s.entry_rounding(measure)
     absolute = float(np.max(nm.CATCH_FACTOR * (rounding + entry)))

@@ -63,16 +63,22 @@ class Noise:
     size: float = 0.0  # the largest |loss| seen there
 
 
+# The noise a probe is assessed under before any is measured: nothing beyond
+# the modelled rounding (see LossOracle.quiet for when that is enough).
+FLOOR = Noise(0.0, 0.0, True)
+
+
 class LossOracle:
     """Evaluates a scalar loss of a flat float64 vector, counting calls.
 
     ``loss`` maps a flat vector to a number; ``x0`` is the point. The dtype of
     what the loss returns sets the precision of the model (float64 unless the
-    function computes in a narrower type).
+    function computes in a narrower type). ``floor_first``: assess probes
+    under the modelled floor alone until :meth:`noise` is called.
     """
 
     def __init__(self, loss: Callable[[np.ndarray], Any], x0: np.ndarray, *,
-                 argname: str = "loss_fn") -> None:
+                 argname: str = "loss_fn", floor_first: bool = False) -> None:
         self._loss = loss
         self._argname = argname
         self.x0 = np.array(x0, dtype=np.float64)
@@ -87,6 +93,9 @@ class LossOracle:
         # step is relative for large parameters and absolute near zero.
         self.scale = np.maximum(1.0, np.abs(self.x0))
         self._noise: Noise | None = None
+        # With floor_first, probes are assessed under FLOOR until the noise is
+        # asked for (noise()): check_gradient asks where a ladder is not quiet.
+        self.measured = not floor_first
         self._avoided = np.zeros(self.x0.size, dtype=bool)
 
     def __call__(self, x: np.ndarray) -> float:
@@ -120,9 +129,46 @@ class LossOracle:
         kink at the point. A loss rounded to a grid (a large intermediate
         that cancels) shows the grid as the common binary step of its values,
         or as repeated levels; its values are off by up to half a cell."""
+        self.measured = True
         if self._noise is None:
             self._noise = self._measure()
         return self._noise
+
+    @property
+    def current_noise(self) -> Noise:
+        """The noise probes are assessed under: as measured, once it has
+        been, else FLOOR."""
+        return self.noise() if self.measured else FLOOR
+
+    def quiet(self, probe: Probe) -> bool:
+        """The probe's own seven values show no rounding beyond the modelled
+        floor, and a change of the loss well above it: then the measured noise
+        could not move its assessment, and need not be measured.
+
+        A smooth function along the ladder is a quartic to far below rounding
+        (the ladder spans 8 h); the odd values o_k = (f(kh) - f(-kh)) / 2 and
+        the even ones f(kh) + f(-kh) - 2 f0 (k = 1, 2, 4) each leave one
+        combination that no quartic moves, 16 o_1 - 10 o_2 + o_4 and
+        64 s_1 - 20 s_2 + s_4, and in which noise of standard deviation
+        sigma per value has standard deviation sigma once divided by the
+        norms below. Both, and half the cell of any grid the values lie on
+        (a large term that cancels rounds them to its grid), must stay within
+        numerics.QUIET_FRACTION of the modelled floor; a flat or non-finite
+        ladder is never quiet, nor one whose change over its range is not ten
+        times the floor (a loss that barely moves is where a measurement
+        finds whether the steps can see it)."""
+        if not probe.finite or probe.flat or not probe.ladder:
+            return False
+        f0, *rest = probe.ladder
+        plus, minus = np.array(rest[:3]), np.array(rest[3:])
+        floor = nm.C_EVAL * self.eps * (float(np.max(np.abs(probe.ladder))) + probe.claimed_abs)
+        odd = (plus - minus) / 2
+        even = plus + minus - 2 * f0
+        shown = max(abs(16 * odd[0] - 10 * odd[1] + odd[2]) / _ODD_NORM,
+                    abs(64 * even[0] - 20 * even[1] + even[2]) / _EVEN_NORM,
+                    _grid(np.array(rest) - f0) / 2)
+        spread = float(np.ptp(probe.ladder))
+        return bool(shown <= nm.QUIET_FRACTION * floor and spread * nm.UNRESOLVED_FRACTION >= floor)
 
     def avoid(self, entries: np.ndarray) -> None:
         """Measure the noise again, along a direction that leaves ``entries``
@@ -221,7 +267,7 @@ class LossOracle:
         plus, minus, h = rest[:3], rest[3:], probe.step or self.h
         if not np.all(np.isfinite(probe.ladder)):
             return replace(probe, value=np.nan, bound=np.inf, finite=False, smooth=False)
-        measured = self.noise()
+        measured = self.current_noise
         d = [(p - m) / (2 * k * h) for p, m, k in zip(plus, minus, (1, 2, 4))]
         r2 = (64 * d[0] - 20 * d[1] + d[2]) / 45  # twice extrapolated: O(h^6) where f is smooth
         modelled = nm.C_EVAL * self.eps * (float(np.max(np.abs(probe.ladder))) + probe.claimed_abs)
@@ -238,6 +284,13 @@ class LossOracle:
                        smooth=_is_smooth(second, d, h, max(modelled, measured.rounding)),
                        resolved=measured.resolved and measured.finite and not (flat and measured.flat),
                        flat=flat)
+
+
+# The standard deviations, in units of that of one value's noise, of the two
+# combinations LossOracle.quiet reads (independent noise in each value):
+# o_k carries half the difference of two values, s_k two values and -2 f0.
+_ODD_NORM = float(np.sqrt((16**2 + 10**2 + 1) / 2))
+_EVEN_NORM = float(np.sqrt(2 * (64**2 + 20**2 + 1) + 4 * (64 - 20 + 1) ** 2))
 
 
 def _weights(rng: np.random.Generator, n: int) -> np.ndarray:
