@@ -721,9 +721,9 @@ def _finish(s: _Setup, v: Verdict, comps: list[Comparison], mode: str) -> Verdic
 
 def _precision_text(s: _Setup, v: Verdict, mode: str) -> str:
     reached = "no relative resolution at all" if not np.isfinite(v.resolution) else \
-        f"a resolution of {v.resolution:.1e}"
+        f"only a resolution of {v.resolution:.1e}"
     head = (f"grad_fn agrees with finite differences of loss_fn as far as they can tell, but they "
-            f"reach only {reached} in a typical gradient entry, short of the {v.requested:.1e} asked for")
+            f"reach {reached} in a typical gradient entry, short of the {v.requested:.1e} asked for")
     return f"{head}; {_limit_text(s)}; to improve it: {_advice(s, v, mode)}"
 
 

@@ -473,3 +473,27 @@ def test_a_probe_failing_only_through_kinks_is_not_a_failure():
     loss_fn, grad_fn = _fns(net)
     v = gradcheck.check_gradient(loss_fn, grad_fn, params, np.zeros((1, 2)), np.zeros((1, 1)), mode="projection")
     assert v.outcome == "undetermined" and v.reason == "not differentiable here", str(v)
+
+
+# ---------------------------------------------------------------- the noise, measured late
+
+def test_a_noise_measured_late_that_changes_a_comparison_restarts_the_check():
+    """With one probe a verdict would rest on one quiet ladder: the noise is
+    measured before it is given. Here the loss carries noise of 1e-7 from its
+    8th call on (after its value at params and the probe's six), so the
+    measurement sees far more than the floor the probe was judged under: the
+    check must start again under the measured noise, not keep the floor's
+    resolution."""
+    calls = [0]
+    rng = np.random.default_rng(0)
+
+    def loss(x):
+        calls[0] += 1
+        noise = 1e-7 * rng.uniform(-1.0, 1.0) if calls[0] > 7 else 0.0
+        return float(np.sum(np.sin(x))) + noise
+
+    v = gradcheck.check_gradient(loss, np.cos, np.array([0.3, -0.5, 1.1]), mode="projection", probes=1)
+    assert not v.holds, str(v)
+    # loss and grad_fn at params, the first ladder, the noise, the ladder again
+    assert v.evaluations >= 2 + 6 + NOISE + 6, v.evaluations
+    assert v.tolerance > 1e-7 / v.step or v.undetermined, str(v)

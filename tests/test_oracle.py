@@ -19,7 +19,7 @@ from gradcheck import strategies as gs
 from gradcheck._tree import tree_def
 from gradcheck.nets import NETWORK_ACTIVATIONS, loss_gradient
 from gradcheck import numerics as nm
-from gradcheck.oracle import LossOracle, Probe, _truncation, fd_gradient
+from gradcheck.oracle import LossOracle, Probe, _truncation, _weights, fd_gradient
 
 SMOOTH = [a for a in NETWORK_ACTIVATIONS if a != "relu"]
 # Relative agreement of finite differences and autograd, float64. The rounding
@@ -450,3 +450,33 @@ def test_a_vector_nobody_keeps_is_reused():
     oracle = LossOracle(lambda x: loss(tree_def({"a": np.zeros(5)}).unflatten(x, views=True)), np.ones(5))
     oracle.probe(np.ones(5))
     assert len(seen) <= 3  # f0's copy, the first point and at most one more
+
+
+# ---------------------------------------------------------------- quiet ladders
+
+@given(x0=st.lists(st.floats(-3.0, 3.0), min_size=1, max_size=6).map(np.array),
+       offset=st.floats(1e4, 1e12), seed=st.integers(0, 2**32 - 1))
+def test_a_ladder_carrying_a_large_terms_rounding_is_never_quiet(x0, offset, seed):
+    """check_gradient judges a ladder under the modelled floor only where it
+    is quiet. A loss that is a small difference of large terms rounds every
+    value to the large term's grid, far above the floor of a value of order
+    one: such a ladder must never pass for quiet."""
+    oracle = LossOracle(lambda x: float((offset + np.sum(np.sin(x))) - offset), x0, floor_first=True)
+    v = probe_weights(seed, x0.size) * oracle.scale
+    p = oracle.probe(v)
+    assert not oracle.quiet(p), p
+    assert not oracle.measured  # assessing it under the floor measured nothing
+
+
+def probe_weights(seed, n):
+    return _weights(np.random.default_rng(seed), n)
+
+
+@given(st.floats(0.1, 1.0), st.integers(0, 2**32 - 1))
+def test_a_quiet_ladder_is_judged_without_measuring_the_noise(x0, seed):
+    """sin at one entry of order one: its values round to half an ulp, far
+    under the floor, and its change over the ladder stands far above it."""
+    v = gradcheck.check_gradient(lambda x: float(np.sin(x[0])), lambda x: np.cos(x), np.array([x0]),
+                                 mode="projection", seed=seed)
+    assert v.holds, str(v)
+    assert v.evaluations == 2 + 6 * 4, v.evaluations  # loss and gradient at params, 4 ladders
