@@ -111,16 +111,19 @@ class _Setup:
         self._modelled: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._bounds: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         self._version = 0  # bumped whenever the records below change (see _multi_resolution)
+        self._least_scale: float | None = None
+        self._rms: float | None = None
         self.quiet: set[tuple[float, ...]] = set()  # ladders judged under the modelled floor, being quiet
         self.reset()
 
     def reset(self) -> None:
         """Forget every comparison recorded (what the loss and grad_fn were
         measured to be stays)."""
-        # Per entry, the best |v_j| / bound over the comparisons that decided:
-        # an error e_j is caught for certain once |v_j e_j| > 2 bound.
+        # Per entry, the best |v_j| / bound over the comparisons that decided
+        # and moved part of the entries: an error e_j is caught for certain
+        # once |v_j e_j| > 2 bound.
         self.seen = np.zeros(self.x0.size)
-        self.seen_by = np.full(self.x0.size, -1)  # index into self.decided
+        self.seen_by = np.zeros(self.x0.size, dtype=np.int64)  # 1 + index into self.decided; 0: none
         # Per entry, the comparisons that moved it alone (best |v_j| / bound:
         # caught for certain), and those that moved it with others: how many,
         # the mean log and the largest of their 4 bounds (see _multi_resolution).
@@ -128,6 +131,14 @@ class _Setup:
         self.shared = np.zeros(self.x0.size, dtype=np.int64)
         self.shared_log = np.zeros(self.x0.size)
         self.shared_max = np.zeros(self.x0.size)
+        self.some_alone = self.some_shared = False  # whether the arrays above hold anything
+        # Comparisons that moved every entry (whole probes), kept once for all
+        # entries (at 10^6 entries each per-entry record costs passes over
+        # them): their indices into self.decided, the sum of the logs of
+        # their windows, and the largest of 2 windows.
+        self.whole: list[int] = []
+        self.whole_log = 0.0
+        self.whole_max = 0.0
         self.decided: list[Comparison] = []
         self._version += 1
         self._multi: tuple[int, np.ndarray] | None = None
@@ -261,12 +272,13 @@ class _Setup:
         ds = [None if cells is None else _ulp_steps(rng, cells, half=half) for cells in self._cells[1]]
         return s, ds
 
-    def probe(self, v: np.ndarray, span: tuple[int, int] | None = None) -> Probe:
+    def probe(self, v: np.ndarray, span: tuple[int, int] | None = None, count: int | None = None) -> Probe:
         """The oracle's directional derivative along ``v``, nonzero only
-        within ``span`` (the whole vector if None)."""
+        within ``span`` (the whole vector if None; ``count``: its nonzero
+        entries, if known)."""
         lo, hi = span or (0, self.n)
         w = v[lo:hi]
-        count = int(np.count_nonzero(w))
+        count = int(np.count_nonzero(w)) if count is None else count
         gx = self._gx
         if (lo, hi) == (0, self.n) and count == self.n:  # a whole probe: the same sum every time
             claimed_abs = self._gx_total
@@ -302,6 +314,11 @@ class _Setup:
             self._bounds = (pooled, (abs_g, entry, entry * entry))
         return self._bounds[1]
 
+    @property
+    def measured_rounding(self) -> bool:
+        """Whether grad_fn's rounding has been measured (:meth:`allowance`)."""
+        return self._pooled is not None
+
     def entry_rounding(self, measure: bool) -> np.ndarray:
         """Per entry, grad_fn's rounding for a unit weight: measured where it
         has been already, or where ``measure``; else as modelled."""
@@ -322,14 +339,13 @@ class _Setup:
         more than the model says fails the first bound and is judged by the
         second, as every comparison was before."""
         lo, hi = span or (0, self.n)
-        probe = self.oracle.assess(probe) if probe is not None else self.probe(v, (lo, hi))
         w = v[lo:hi]
-        aw = np.abs(w)
-        claimed = float(w @ self.g[lo:hi])
         count = int(np.count_nonzero(w))
-        c = self._bounded(claimed, probe, aw, lo, hi, count, measured=False)
+        probe = self.oracle.assess(probe) if probe is not None else self.probe(v, (lo, hi), count)
+        terms = _Terms(w, self.g[lo:hi])
+        c = self._bounded(terms, probe, lo, hi, count, measured=False)
         if c.outcome != HOLDS:
-            c = self._bounded(claimed, probe, aw, lo, hi, count, measured=True)
+            c = self._bounded(terms, probe, lo, hi, count, measured=True)
         if self._unsettled(probe, c):
             self.settle_noise()
             return self.compare(v, probe, span, second=second)
@@ -340,7 +356,7 @@ class _Setup:
                 return self.compare(v, probe, span, second=second)
             c = checked
         if c.outcome != UNDETERMINED:
-            self._record(c, aw, lo, count)
+            self._record(c, w, lo, count)
         return c
 
     def confirm(self, c: Comparison, v: np.ndarray, span: tuple[int, int] | None = None) -> Comparison:
@@ -372,46 +388,64 @@ class _Setup:
         index = next((i for i, d in enumerate(self.decided) if d is c), None)
         if index is None:
             return
+        self._version += 1
+        if index in self.whole:
+            if c.bound > 0:  # a window of 0 left a log of -inf, which nothing takes back
+                self.whole.remove(index)
+                self.whole_log -= float(np.log(2 * c.bound))
+            return
         lo, hi = span or (0, self.n)
         aw = np.abs(v[lo:hi])
         count = int(np.count_nonzero(aw))
-        self._version += 1
         cut = slice(lo, hi)
-        mine = self.seen_by[cut] == index
+        mine = self.seen_by[cut] == index + 1
         self.seen[cut][mine] = 0.0
-        self.seen_by[cut][mine] = -1
+        self.seen_by[cut][mine] = 0
         if count == 1:
             self.alone[lo + int(np.flatnonzero(aw)[0])] = 0.0
         elif count > 1 and c.bound > 0:  # a window of 0 left a log of -inf, which nothing takes back
             self._tally(cut, aw, count, float(np.log(2 * c.bound)), -1)
 
-    def _bounded(self, claimed: float, probe: Probe, aw: np.ndarray, lo: int, hi: int, count: int,
+    def _bounded(self, terms: "_Terms", probe: Probe, lo: int, hi: int, count: int,
                  measured: bool) -> Comparison:
         """The comparison with each entry's own rounding (modelled, or measured
         where larger), of random sign along the probe; then the float64 sum
         that adds them."""
-        abs_g, entry, entry2 = (a[lo:hi] for a in self._entry_bounds(measured))
-        plain, squares = float(aw @ entry), float((aw * aw) @ entry2)
-        adding = np.log2(max(count, 1)) * nm.eps(np.float64) * float(aw @ abs_g)
+        if measured:
+            aw = terms.aw
+            abs_g, entry, entry2 = (a[lo:hi] for a in self._entry_bounds(measured))
+            plain, squares = float(aw @ entry), float((aw * aw) @ entry2)
+        else:  # each entry's modelled rounding is a multiple of |g_j|: sums of the terms suffice
+            unit = self.unit_rounding
+            plain, squares = unit * terms.abs_sum, unit * unit * terms.square_sum
+        adding = np.log2(max(count, 1)) * nm.eps(np.float64) * terms.abs_sum
         rounding = min(plain, nm.RANDOM_SIGNS_Z * np.sqrt(squares)) + adding
-        return Comparison(claimed, probe, probe.bound + rounding, rounding, measured)
+        return Comparison(terms.claimed, probe, probe.bound + rounding, rounding, measured)
 
-    def _record(self, c: Comparison, aw: np.ndarray, lo: int, count: int) -> None:
-        """What comparison ``c`` saw of each entry it moved (``aw``: |v| on
-        the span from ``lo``, ``count`` of them nonzero)."""
+    def _record(self, c: Comparison, w: np.ndarray, lo: int, count: int) -> None:
+        """What comparison ``c`` saw of each entry it moved (``w``: v on the
+        span from ``lo``, ``count`` of them nonzero)."""
         self._version += 1
+        self.decided.append(c)
+        window = 2 * c.bound
+        if count == self.n and count > 1:
+            self.whole.append(len(self.decided) - 1)
+            self.whole_log += float(np.log(window)) if window > 0 else -np.inf
+            self.whole_max = max(self.whole_max, 2 * window)
+            return
+        aw = np.abs(w)
         span = slice(lo, lo + aw.size)
         with np.errstate(divide="ignore"):
             sens = aw / c.bound
         better = sens > self.seen[span]
         np.copyto(self.seen[span], sens, where=better)
         np.copyto(self.seen_by[span], len(self.decided), where=better)
-        self.decided.append(c)
         if count == 1:
             j = int(np.flatnonzero(aw)[0])
             self.alone[lo + j] = max(self.alone[lo + j], sens[j])
+            self.some_alone = True
         elif count > 1:
-            window = 2 * c.bound
+            self.some_shared = True
             self._tally(span, aw, count, np.log(window) if window > 0 else -np.inf, 1)
             shared_max = self.shared_max[span]
             if count == aw.size:
@@ -432,16 +466,65 @@ class _Setup:
             np.add(shared, sign, out=shared, where=moved)
             np.add(shared_log, sign * log, out=shared_log, where=moved)
 
+    @property
+    def unit_rounding(self) -> float:
+        """An entry's modelled rounding per unit of |g_j| (numerics.sum_rounding)."""
+        return float(nm.sum_rounding(np.float64(1.0), self.g_dtype, 1))
+
+    def least_scale(self, scope: np.ndarray) -> float:
+        """The smallest max(1, |x_j|) over ``scope`` (kept for all entries)."""
+        if scope.all():
+            if self._least_scale is None:
+                self._least_scale = float(np.min(self.oracle.scale))
+            return self._least_scale
+        return float(np.min(self.oracle.scale[scope]))
+
+    def rms_gradient(self, scope: np.ndarray) -> float:
+        """The RMS size of grad_fn's entries over ``scope`` (kept for all entries)."""
+        if scope.all():
+            if self._rms is None:
+                self._rms = float(np.sqrt(np.dot(self.g, self.g) / self.n))
+            return self._rms
+        return float(np.sqrt(np.mean(self.g[scope] ** 2)))
+
     def entry_direction(self, j: int) -> np.ndarray:
         v = np.zeros(self.n)
         v[j] = self.oracle.scale[j]
         return v
 
     def block_direction(self, rng: np.random.Generator, lo: int, hi: int) -> np.ndarray:
+        if (lo, hi) == (0, self.n):  # the same draws, without a vector of zeros to fill
+            v = _weights(rng, self.n)
+            if not self.oracle.unit_scale:
+                v *= self.oracle.scale
+            return v
         v = np.zeros(self.n)
         v[lo:hi] = _weights(rng, hi - lo)
         v[lo:hi] *= self.oracle.scale[lo:hi]
         return v
+
+
+class _Terms:
+    """The terms w_j g_j of a directional derivative <w, g>, summed as its
+    comparison needs them: signed (the claim), in absolute value and squared
+    (the modelled rounding of the entries, each a multiple of |g_j|), in one
+    product over the entries."""
+
+    def __init__(self, w: np.ndarray, g: np.ndarray) -> None:
+        t = w * g
+        self.claimed = float(np.sum(t))
+        np.abs(t, out=t)
+        self.abs_sum = float(np.sum(t))
+        self.square_sum = float(t @ t)
+        self.w = w
+        self._aw: np.ndarray | None = None
+
+    @property
+    def aw(self) -> np.ndarray:
+        """|w|, for bounds that are not multiples of |g_j| (the measured rounding)."""
+        if self._aw is None:
+            self._aw = np.abs(self.w)
+        return self._aw
 
 
 def _assessed_apart(a: Probe, b: Probe) -> bool:
@@ -634,18 +717,31 @@ def _absolute_resolution(s: _Setup, scope: np.ndarray) -> float:
     but for numerics.MISS_PROBABILITY (_multi_resolution)."""
     if not np.any(scope):
         return np.inf
+    if not (s.some_alone or s.some_shared):  # whole probes alone: one figure over the scale
+        return _whole_error(s) / s.least_scale(scope) if s.whole else np.inf
     with np.errstate(divide="ignore"):
         alone = np.where(s.alone > 0, nm.CATCH_FACTOR / s.alone, np.inf)
     worst = float(np.max(np.minimum(alone, _multi_resolution(s))[scope]))
     return worst
 
 
+def _whole_error(s: _Setup) -> float:
+    """_multi_resolution's figure before the division by an entry's scale,
+    from the whole probes alone."""
+    with np.errstate(over="ignore"):
+        return max(s.whole_max, float(np.exp((s.whole_log - np.log(nm.MISS_PROBABILITY)) / len(s.whole))))
+
+
 def _reachable(s: _Setup) -> float:
     """The relative resolution no number of further probes like these could
     pass: an error of 4 bounds in one entry is where the chance that the
     others cancel it stops shrinking with each probe."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        floor = float(np.max(np.where(s.shared > 0, s.shared_max / s.oracle.scale, np.inf)))
+    if not s.some_shared:
+        floor = s.whole_max / s.least_scale(np.ones(s.n, bool)) if s.whole else np.inf
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            floor = float(np.max(np.where(s.shared + len(s.whole) > 0,
+                                          np.maximum(s.shared_max, s.whole_max) / s.oracle.scale, np.inf)))
     rms = _typical_size(s, np.ones(s.n, bool))
     return floor / (rms - floor) if rms > floor else np.inf
 
@@ -659,15 +755,16 @@ def _multi_resolution(s: _Setup) -> np.ndarray:
     inf where no comparison moved the entry with others."""
     if s._multi is not None and s._multi[0] == s._version:
         return s._multi[1]  # nothing recorded since: the same
-    k = np.maximum(s.shared, 1)
+    k = s.shared + len(s.whole)
     with np.errstate(over="ignore", invalid="ignore"):
         # exp(mean log window) / MISS^(1/k), in logs: one exp per entry, not a power
-        spread = s.shared_log - np.log(nm.MISS_PROBABILITY)
-        spread /= k
+        spread = s.shared_log + (s.whole_log - np.log(nm.MISS_PROBABILITY))
+        spread /= np.maximum(k, 1)
         np.exp(spread, out=spread)
         error = np.maximum(s.shared_max, spread, out=spread)
+        np.maximum(error, s.whole_max, out=error)
         error /= s.oracle.scale
-    error[s.shared == 0] = np.inf
+    error[k == 0] = np.inf
     s._multi = (s._version, error)
     return s._multi[1]
 
@@ -693,7 +790,7 @@ def _typical_size(s: _Setup, scope: np.ndarray) -> float:
     message says so)."""
     if not np.any(scope):
         return 0.0
-    rms = float(np.sqrt(np.mean(s.g[scope] ** 2)))
+    rms = s.rms_gradient(scope)
     if rms > 0:
         return rms
     s.settle_noise()
@@ -730,11 +827,9 @@ def _precision_text(s: _Setup, v: Verdict, mode: str) -> str:
 def _limit_text(s: _Setup) -> str:
     """What limits the resolution, read off the comparison that saw the
     least-seen entry."""
-    scope = s.seen > 0
-    if not np.any(scope):
+    c = _limiting(s)
+    if c is None:
         return "no entry could be judged"
-    j = int(np.flatnonzero(scope)[np.argmin(s.seen[scope])])
-    c = s.decided[s.seen_by[j]]
     if c.grad_rounding >= c.probe.bound and c.measured:
         return (f"what limits it is grad_fn's own rounding in {s.g_dtype.name}, measured by calling it at "
                 f"params moved by a few ulps (the terms summed into an entry are much larger than the entry)")
@@ -747,6 +842,25 @@ def _limit_text(s: _Setup) -> str:
                 f"large terms, and finite differences with step {s.oracle.h:.1e} divide that noise by the step")
     return (f"what limits it is the rounding of the loss in {s.oracle.precision.name}, divided by the "
             f"step {s.oracle.h:.1e} of finite differences")
+
+
+def _limiting(s: _Setup) -> Comparison | None:
+    """The comparison that saw the least-seen entry best (None if none saw
+    any). A whole probe gives every entry a weight of at least
+    numerics.PROBE_WEIGHTS[0] times its scale: the one with the smallest
+    bound stands for them all, unless a comparison of fewer entries saw that
+    entry better."""
+    if not s.whole:
+        scope = s.seen > 0
+        if not np.any(scope):
+            return None
+        return s.decided[s.seen_by[int(np.flatnonzero(scope)[np.argmin(s.seen[scope])])] - 1]
+    best = min((s.decided[i] for i in s.whole), key=lambda c: c.bound)
+    if not (s.some_alone or s.some_shared):
+        return best
+    whole_seen = nm.PROBE_WEIGHTS[0] * s.oracle.scale / best.bound
+    j = int(np.argmin(np.maximum(s.seen, whole_seen)))
+    return s.decided[s.seen_by[j] - 1] if s.seen[j] > whole_seen[j] else best
 
 
 def _cancelling(s: _Setup) -> bool:
@@ -867,7 +981,7 @@ def _undetermined(s: _Setup, v: Verdict, odd: dict, labels: list[str]) -> Verdic
 
 
 def _judged_text(s: _Setup, v: Verdict) -> str:
-    if not np.any(s.seen > 0):
+    if not s.whole and not np.any(s.seen > 0):
         return ""
     if not np.isfinite(v.resolution):
         return "; every entry finite differences could judge agrees with them"
@@ -938,7 +1052,7 @@ def _projected(s: _Setup, probes: int, rng: np.random.Generator, requested: floa
     # it down to entries, so the wrong ones are named and a definite error
     # is still found beside what finite differences cannot judge.
     k = failed[0] if failed else odd[0]
-    hunt = _narrow(s, directions[k], comps[k], rng)
+    hunt = _narrow(s, directions[k], comps[k], rng, requested)
     scope = everything.copy()
     for lo, hi in hunt.odd:
         scope[lo:hi] = False
@@ -1013,7 +1127,8 @@ def _halves(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [h for lo, hi in blocks for h in ((lo, (lo + hi) // 2), ((lo + hi) // 2, hi))]
 
 
-def _narrow(s: _Setup, direction: np.ndarray, first: Comparison, rng: np.random.Generator) -> _Hunt:
+def _narrow(s: _Setup, direction: np.ndarray, first: Comparison, rng: np.random.Generator,
+            requested: float) -> _Hunt:
     """Narrow a probe down to entries (:func:`_narrow_once`), then check that
     no other entry is wrong: errors in several entries can cancel along one
     probe to within its bound (w_a e_a + w_b e_b, for weights of opposite
@@ -1021,7 +1136,7 @@ def _narrow(s: _Setup, direction: np.ndarray, first: Comparison, rng: np.random.
     found by the dev profile, three wrong entries of which one was named).
     One more probe, with fresh weights and the entries named (or unjudged)
     left still, must not fail; where it fails, it is narrowed down in turn."""
-    hunt = _narrow_once(s, direction, first)
+    hunt = _narrow_once(s, direction, first, requested)
     while hunt.failing and not hunt.wide_failing and len(hunt.failing) < MAX_NAMED:
         v = s.block_direction(rng, 0, s.n)
         v[hunt.failing] = 0.0
@@ -1030,7 +1145,7 @@ def _narrow(s: _Setup, direction: np.ndarray, first: Comparison, rng: np.random.
         c = s.compare(v)
         if c.outcome != FAILS:
             break
-        more = _narrow_once(s, v, c)
+        more = _narrow_once(s, v, c, requested)
         hunt = _merged(hunt, more, v)
         if not more.failing:
             break
@@ -1047,7 +1162,7 @@ def _merged(a: _Hunt, b: _Hunt, b_weights: np.ndarray) -> _Hunt:
                  weights)
 
 
-def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison) -> _Hunt:
+def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison, requested: float) -> _Hunt:
     """Narrow a probe down to entries. A probe that fails (``first``) is
     first followed by ramps (:func:`_locate`), which find one wrong entry
     among n in a few probes. Otherwise, or where the ramps show more than one
@@ -1071,6 +1186,17 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison) -> _Hunt:
         comps[b] = s.compare(v, probes[b], b, second=before.second if before is not None else None)
         return comps[b].outcome != HOLDS
 
+    def split(b: tuple[int, int]) -> bool:
+        # A block that holds only within a bound too wide to catch an error
+        # of the resolution asked for in one entry says nothing of its
+        # entries (its ladder crossed a seam of one, say, widening the bound
+        # over a wrong neighbour: found by the ci profile): halve it too.
+        if open_(b):
+            return True
+        least = nm.PROBE_WEIGHTS[0] * float(np.min(s.oracle.scale[b[0]:b[1]]))
+        return b[1] - b[0] > 1 and nm.CATCH_FACTOR * comps[b].bound / least > requested * _typical_size(
+            s, np.ones(s.n, bool))
+
     def confirmed(blocks: list[tuple[int, int]]) -> None:
         for b in blocks:
             comps[b] = s.confirm(comps[b], _on(direction, b), b)
@@ -1091,7 +1217,7 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison) -> _Hunt:
                      > np.sum(mass[leaf.start:leaf.start + leaf.size])]
             return _Hunt(found, [], [], comps, {b[0]: comps[b] for b in whole if open_(b)}, direction)
     leaves = [(leaf.start, leaf.start + leaf.size) for leaf in s.td.leaves]
-    singles, wide = _descend(leaves, open_)
+    singles, wide = _descend(leaves, split)
     odd = [b for b in singles + wide if comps[b].outcome == UNDETERMINED]
     kinked, unjudged = np.zeros(s.n, bool), np.zeros(s.n, bool)
     for lo, hi in odd:
@@ -1103,7 +1229,7 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison) -> _Hunt:
         open_(b)
     failing = [b for b in comps if comps[b].outcome == FAILS]
     top = [b for b in failing if not any(a != b and a[0] <= b[0] and b[1] <= a[1] for a in failing)]
-    more_singles, more_wide = _descend(top, open_)
+    more_singles, more_wide = _descend(top, split)
     singles, wide = list(dict.fromkeys(singles + more_singles)), list(dict.fromkeys(wide + more_wide))
     confirmed(singles + wide)
     found = sorted(lo for lo, hi in singles if comps[(lo, hi)].outcome == FAILS)
@@ -1268,8 +1394,13 @@ def _predicted_full_resolution(s: _Setup, measure: bool = True) -> float:
     advice: 10 calls of grad_fn are not spent on a figure the message only
     quotes as "about")."""
     noise = max(s.oracle.current_noise.level, nm.C_EVAL * s.oracle.eps * abs(s.oracle.f0))
-    rounding = nm.RICHARDSON_ROUNDING * noise / (s.oracle.h * s.oracle.scale)
-    entry = s.entry_rounding(measure)
-    absolute = float(np.max(nm.CATCH_FACTOR * (rounding + entry)))
+    if s.oracle.unit_scale and not (measure or s.measured_rounding):
+        # Every entry's rounding over the step is the same, its own a multiple of |g_j|.
+        loss = nm.RICHARDSON_ROUNDING * noise / s.oracle.h
+        absolute = nm.CATCH_FACTOR * (loss + s.unit_rounding * float(np.max(np.abs(s.g))))
+    else:
+        rounding = nm.RICHARDSON_ROUNDING * noise / (s.oracle.h * s.oracle.scale)
+        entry = s.entry_rounding(measure)
+        absolute = float(np.max(nm.CATCH_FACTOR * (rounding + entry)))
     rms = _typical_size(s, np.ones(s.n, bool))
     return absolute / (rms - absolute) if rms > absolute else np.inf

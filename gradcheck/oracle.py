@@ -12,6 +12,7 @@ step shrinks, which shows whether it can see the function at all.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -19,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import numerics as nm
-from ._calls import loss_value
+from ._calls import loss_value, scratch
 
 __all__ = ["Probe", "Noise", "LossOracle", "fd_gradient"]
 
@@ -86,12 +87,15 @@ class LossOracle:
         self._spare: np.ndarray | None = None  # a point's vector nothing refers to any more
         self._lent: np.ndarray | None = None  # the point last made by _point
         self.precision = np.dtype(np.float64)
-        self.f0 = self(self.x0.copy())  # every call gets a vector of its own
+        self._lent = self.x0.copy()  # every call gets a vector of its own
+        self.f0 = self(self._lent)
         self.eps = nm.eps(self.precision)
         self.h = nm.base_step(self.precision)
         # Each entry moves by h * max(1, |x_j|) per unit of the probe, so the
         # step is relative for large parameters and absolute near zero.
-        self.scale = np.maximum(1.0, np.abs(self.x0))
+        self.scale = np.abs(self.x0)
+        np.maximum(self.scale, 1.0, out=self.scale)
+        self.unit_scale = float(np.max(self.scale, initial=1.0)) == 1.0  # then v * scale is v itself
         self._noise: Noise | None = None
         # With floor_first, probes are assessed under FLOOR until the noise is
         # asked for (noise()): check_gradient asks where a ladder is not quiet.
@@ -103,7 +107,9 @@ class LossOracle:
         handed views of it."""
         self.evaluations += 1
         held = sys.getrefcount(x)
-        value, dt = loss_value(self._loss(x), self._argname)
+        with scratch(x) if x is self._lent else contextlib.nullcontext():
+            out = self._loss(x)
+        value, dt = loss_value(out, self._argname)
         if x is self._lent and sys.getrefcount(x) == held:
             # Nothing the loss kept refers to x (a view would): the next
             # point may reuse its memory. At 10^6 entries a fresh vector's

@@ -65,6 +65,7 @@ import numpy as np
 import torch
 
 from . import _args
+from ._calls import is_scratch
 from .errors import GradcheckUsageError
 
 __all__ = ["functions"]
@@ -205,7 +206,9 @@ class _Runner(abc.ABC):
     def _loss(self, params: Any, batch: tuple[Any, ...]) -> torch.Tensor:
         values = _param_tensors(params, self.trainable, copy=self.copies)
         inputs = [_batch_tensor(b, i, self.dtype, self.device) for i, b in enumerate(batch)]
-        with self._state(values), _fixed_random(self.seed, self.device):
+        lent = {name for name, t in values.items() if not self.copies and is_scratch(params[name])
+                and t.dtype == self.trainable[name].dtype and t.device == self.trainable[name].device}
+        with self._state(values, lent), _fixed_random(self.seed, self.device):
             try:
                 out = self.forward(self.model, self.loss, *inputs)
             except Exception as e:
@@ -214,8 +217,9 @@ class _Runner(abc.ABC):
         return _scalar(out)
 
     @abc.abstractmethod
-    def _state(self, values: dict[str, torch.Tensor]) -> contextlib.AbstractContextManager:
-        """A context in which the module computes at ``values``."""
+    def _state(self, values: dict[str, torch.Tensor], lent: set[str]) -> contextlib.AbstractContextManager:
+        """A context in which the module computes at ``values`` (those named
+        in ``lent`` are gradcheck's scratch memory, see _calls.scratch)."""
 
 
 class _Live(_Runner):
@@ -228,7 +232,7 @@ class _Live(_Runner):
         super().__init__(model, loss, forward, trainable, seed, next(iter(trainable.values())).dtype)
 
     @contextlib.contextmanager
-    def _state(self, values: dict[str, torch.Tensor]) -> Iterator[None]:
+    def _state(self, values: dict[str, torch.Tensor], lent: set[str]) -> Iterator[None]:
         # The module runs on its own Parameter objects, not on substitutes
         # (as torch.func.functional_call would): hooks registered on them,
         # tied weights and modules holding references to them (RNNs) all take
@@ -270,17 +274,27 @@ class _Reference(_Runner):
                              zip(_flags(twin, twin_loss), _flags(model, loss))]
 
     @contextlib.contextmanager
-    def _state(self, values: dict[str, torch.Tensor]) -> Iterator[None]:
+    def _state(self, values: dict[str, torch.Tensor], lent: set[str]) -> Iterator[None]:
         with torch.no_grad():
             for mine, theirs in self.state_pairs:
                 mine.copy_(theirs)
             for name, p in self.trainable.items():
-                # Copied, not aliased: a forward pass may write into its own
-                # weights (an Embedding with max_norm renormalizes them).
-                p.copy_(values[name])
+                if name not in lent:
+                    # Copied, not aliased: a forward pass may write into its
+                    # own weights (an Embedding with max_norm renormalizes them).
+                    p.copy_(values[name])
         for mine, theirs in self.module_pairs:
             mine.training = theirs.training
-        yield
+        # gradcheck's scratch memory is computed on where it lies: a write
+        # into it harms no one, and copying it would cost a pass over it.
+        own = {name: self.trainable[name].data for name in lent}
+        try:
+            for name in lent:
+                self.trainable[name].data = values[name]
+            yield
+        finally:
+            for name, data in own.items():
+                self.trainable[name].data = data
 
 
 def _explain_single_example(e: Exception, model: torch.nn.Module, inputs: list[torch.Tensor]) -> None:
