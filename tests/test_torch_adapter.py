@@ -622,3 +622,26 @@ def test_a_forward_that_writes_into_its_weights_leaves_the_callers_params_alone(
     loss_fn(params, x, y)
     for k in params:
         np.testing.assert_array_equal(params[k], before[k], err_msg=k)
+
+
+def test_gradchecks_scratch_point_is_computed_on_where_it_lies_and_let_go():
+    # check_gradient's oracle hands loss_fn views of a vector it refills for
+    # the next point: the float64 copy computes on it without copying, gives
+    # the value a copy would, and keeps no reference to it afterwards.
+    from gradcheck._calls import scratch
+    from gradcheck._tree import tree_def
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1))
+    loss_fn, _, params = functions(model, nn.MSELoss())
+    td = tree_def(params)
+    x = td.flatten(params) + 0.01
+    xb, yb = torch.randn(5, 4), torch.randn(5, 1)
+    copied = loss_fn(td.unflatten(x.copy(), dtype=np.float64), xb, yb)
+    held = sys.getrefcount(x)
+    with scratch(x):
+        lent = loss_fn(td.unflatten(x, dtype=np.float64, views=True), xb, yb)
+    assert lent == copied
+    assert sys.getrefcount(x) == held
+    x += 1.0  # refilled for the next point: the copy no longer computes on it
+    assert loss_fn(params, xb, yb) == loss_fn({k: v.copy() for k, v in params.items()}, xb, yb)
+    assert loss_fn(td.unflatten(x - 1.0, dtype=np.float64), xb, yb) == copied
