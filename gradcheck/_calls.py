@@ -54,7 +54,9 @@ class GradCaller:
 
     def __call__(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         self.calls += 1
-        result = self.grad_fn(self.td.unflatten(self.td.flatten(self.params)), *copies(batch))
+        flat = self.td.flatten(self.params)
+        with scratch(flat):
+            result = self.grad_fn(self.td.unflatten(flat, views=True), *copies(batch))
         same_structure(self.td, result, argname="grad_fn")
         self._note_dtype(result)
         return self.td.flatten(result)
@@ -63,7 +65,8 @@ class GradCaller:
         """grad_fn at ``flat``, a vector made for this call (the params handed
         over are views of it where their dtype allows), as one flat vector."""
         self.calls += 1
-        result = self.grad_fn(self.td.unflatten(flat, views=True), *copies(batch))
+        with scratch(flat):
+            result = self.grad_fn(self.td.unflatten(flat, views=True), *copies(batch))
         same_structure(self.td, result, argname="grad_fn")
         return self.td.flatten(result)
 

@@ -204,10 +204,8 @@ class _Runner(abc.ABC):
         return {name: _numpy_grad(g, p) for (name, p), g in zip(self.trainable.items(), grads)}
 
     def _loss(self, params: Any, batch: tuple[Any, ...]) -> torch.Tensor:
-        values = _param_tensors(params, self.trainable, copy=self.copies)
+        values, lent = _param_tensors(params, self.trainable, copy=self.copies)
         inputs = [_batch_tensor(b, i, self.dtype, self.device) for i, b in enumerate(batch)]
-        lent = {name for name, t in values.items() if not self.copies and is_scratch(params[name])
-                and t.dtype == self.trainable[name].dtype and t.device == self.trainable[name].device}
         with self._state(values, lent), _fixed_random(self.seed, self.device):
             try:
                 out = self.forward(self.model, self.loss, *inputs)
@@ -371,25 +369,33 @@ def _fixed_random(seed: int, device: torch.device) -> Iterator[None]:
 # ---------------------------------------------------------------- values in and out
 
 def _param_tensors(params: Any, trainable: dict[str, torch.nn.Parameter], *, copy: bool = True
-                   ) -> dict[str, torch.Tensor]:
+                   ) -> tuple[dict[str, torch.Tensor], set[str]]:
     """The params as tensors: copies, never the caller's memory, unless
-    ``copy`` is False for a caller that only reads them."""
+    ``copy`` is False for a caller that only reads them, or the memory is
+    gradcheck's scratch (_calls.scratch) in the parameter's own dtype; and
+    the names of those that are scratch, which the module may compute on
+    where they lie."""
     if not isinstance(params, dict) or set(params) != set(trainable):
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise GradcheckUsageError(f"params={_short(got)} does not match the model's trainable parameters "
                                   f"{_short(sorted(trainable))}; pass the params dict functions() returned "
                                   f"(or one with the same keys)")
-    out = {}
+    out, lent = {}, set()
     for name, p in trainable.items():
         value = _as_numpy(params[name])
         if value.shape != tuple(p.shape):
             raise GradcheckUsageError(f"params[{name!r}] has shape {value.shape}; the model's parameter "
                                       f"has shape {tuple(p.shape)}")
-        if copy or not value.flags.writeable or p.device.type != "cpu":
+        own_dtype = p.dtype in (torch.float16, torch.float32, torch.float64) and value.dtype == _numpy_dtype(p.dtype)
+        if is_scratch(params[name]) and own_dtype and value.flags.writeable and value.flags.c_contiguous \
+                and p.device.type == "cpu":
+            out[name] = torch.from_numpy(value)
+            lent.add(name)
+        elif copy or not value.flags.writeable or p.device.type != "cpu":
             out[name] = torch.tensor(value, dtype=p.dtype, device=p.device)
         else:
             out[name] = torch.from_numpy(np.ascontiguousarray(value))  # read once, by copy_
-    return out
+    return out, lent
 
 
 def _batch_tensor(value: Any, i: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
