@@ -242,6 +242,10 @@ def measure(label: str, dtype: torch.dtype, positions: int) -> list[dict[str, st
         # Wrong entries at several positions; every other case three times over.
         js = rng.integers(0, m.n, size=positions) if case == "one entry 1% wrong" else [0, 0, 0]
         tools: dict[str, list[Outcome]] = {"gradcheck": [], "torch fast": [], "torch full": [], "jax": []}
+        # One untimed call of each tool first: none pays for its first call
+        # in the process (lazy imports, thread pools, compilation) in the table.
+        warm = factors(m.n, case, int(js[0]))
+        run_gradcheck(m, warm), run_torch(m, warm, fast=True), run_jax(m, warm)
         for j in js:
             f = factors(m.n, case, int(j))
             tools["gradcheck"].append(run_gradcheck(m, f))

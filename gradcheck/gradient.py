@@ -111,6 +111,7 @@ class _Setup:
         self._modelled: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._bounds: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         self._version = 0  # bumped whenever the records below change (see _multi_resolution)
+        self._products: np.ndarray | None = None
         self._least_scale: float | None = None
         self._rms: float | None = None
         self.quiet: set[tuple[float, ...]] = set()  # ladders judged under the modelled floor, being quiet
@@ -293,7 +294,8 @@ class _Setup:
         """|g_j x_j| per entry: the loss sees its inputs rounded, which moves
         it by up to eps times the sum of these over the entries moved."""
         if self._gx_cache is None:
-            self._gx_cache = np.abs(self.g * self.x0)
+            self._gx_cache = np.multiply(self.g, self.x0)
+            np.abs(self._gx_cache, out=self._gx_cache)
             self._gx_total = float(np.sum(self._gx_cache))
         return self._gx_cache
 
@@ -342,7 +344,9 @@ class _Setup:
         w = v[lo:hi]
         count = int(np.count_nonzero(w))
         probe = self.oracle.assess(probe) if probe is not None else self.probe(v, (lo, hi), count)
-        terms = _Terms(w, self.g[lo:hi])
+        if self._products is None:  # one buffer for every comparison's products (not kept)
+            self._products = np.empty(self.n)
+        terms = _Terms(w, self.g[lo:hi], self._products[:hi - lo])
         c = self._bounded(terms, probe, lo, hi, count, measured=False)
         if c.outcome != HOLDS:
             c = self._bounded(terms, probe, lo, hi, count, measured=True)
@@ -510,8 +514,8 @@ class _Terms:
     (the modelled rounding of the entries, each a multiple of |g_j|), in one
     product over the entries."""
 
-    def __init__(self, w: np.ndarray, g: np.ndarray) -> None:
-        t = w * g
+    def __init__(self, w: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
+        t = np.multiply(w, g, out=out)
         self.claimed = float(np.sum(t))
         np.abs(t, out=t)
         self.abs_sum = float(np.sum(t))
@@ -562,14 +566,13 @@ def _ulp_steps(rng: np.random.Generator, c: _Cells, *, half: bool) -> np.ndarray
     if c.finer and half:
         cells += 0.5
     # rng.choice([-1.0, 1.0]) without its indexing: 1 -> +, 0 -> -
-    sign = rng.integers(0, 2, size=x.size).astype(np.float64)
-    sign -= 0.5
+    sign = rng.integers(0, 2, size=x.size)
     if c.finer:
         cells *= c.cell
         cells /= c.own
         np.maximum(np.round(cells, out=cells), 1.0, out=cells)
     step = np.multiply(cells, c.own, out=cells)
-    np.copysign(step, sign, out=step)
+    np.copysign(step, np.subtract(sign, 0.5), out=step)
     # Passes over 10^6 entries dominate here: each array below is reused.
     with np.errstate(over="ignore", invalid="ignore"):
         up, down = x + step, x - step
@@ -1284,8 +1287,15 @@ def _ramp_target(s: _Setup, direction: np.ndarray, b: tuple[int, int], c: Compar
     that is over half the block or the ramp cannot be judged."""
     lo, hi = b
     m = hi - lo
-    ramp = np.zeros_like(direction)
-    ramp[lo:hi] = direction[lo:hi] * (np.arange(m) + 0.5) / m
+    rising = np.arange(m, dtype=np.float64)  # direction * (i + 0.5) / m, in place
+    rising += 0.5
+    rising *= direction[lo:hi]
+    rising /= m
+    if m == direction.size:
+        ramp = rising
+    else:
+        ramp = np.zeros_like(direction)
+        ramp[lo:hi] = rising
     w = s.compare(ramp, span=b)
     if w.outcome == UNDETERMINED:
         return None
