@@ -546,6 +546,7 @@ class _Cells:
         coarse = np.dtype(grad_dtype) if self.finer else self.dtype
         self.own = _cell(x, self.dtype)
         self.cell = _cell(x, coarse) if self.finer else self.own
+        self.magnitude = np.abs(x)
 
 
 def _cell(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -572,6 +573,17 @@ def _ulp_steps(rng: np.random.Generator, c: _Cells, *, half: bool) -> np.ndarray
         cells /= c.own
         np.maximum(np.round(cells, out=cells), 1.0, out=cells)
     step = np.multiply(cells, c.own, out=cells)
+    if c.dtype == np.float64:
+        # A float64 value moved by whole cells of its own toward zero stays on
+        # the grid (below its binade the cells only get finer): the move is
+        # exact both ways wherever |x| + |step| is, in three passes, not seven.
+        with np.errstate(over="ignore", invalid="ignore"):
+            grown = c.magnitude + step
+            grown -= c.magnitude
+        exact = grown == step
+        np.copysign(step, np.subtract(sign, 0.5), out=step)
+        step *= exact
+        return step
     np.copysign(step, np.subtract(sign, 0.5), out=step)
     # Passes over 10^6 entries dominate here: each array below is reused.
     with np.errstate(over="ignore", invalid="ignore"):
