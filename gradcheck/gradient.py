@@ -1202,12 +1202,16 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison, requested:
         return comps[b].outcome != HOLDS
 
     def split(b: tuple[int, int]) -> bool:
-        # A block that holds only within a bound too wide to catch an error
-        # of the resolution asked for in one entry says nothing of its
-        # entries (its ladder crossed a seam of one, say, widening the bound
-        # over a wrong neighbour: found by the ci profile): halve it too.
+        # Narrowing a probe that could not judge (not one that failed, whose
+        # error the search follows): a block that holds only within a bound
+        # too wide to catch an error of the resolution asked for in one entry
+        # says nothing of its entries (its ladder crossed a seam of one,
+        # widening the bound over a wrong neighbour: found with other probe
+        # draws), so it is halved too.
         if open_(b):
             return True
+        if first.outcome == FAILS:
+            return False
         least = nm.PROBE_WEIGHTS[0] * float(np.min(s.oracle.scale[b[0]:b[1]]))
         return b[1] - b[0] > 1 and nm.CATCH_FACTOR * comps[b].bound / least > requested * _typical_size(
             s, np.ones(s.n, bool))
