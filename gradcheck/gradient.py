@@ -305,7 +305,7 @@ class _Setup:
         and that squared; the rounding of a probe's term is |v_j| times the second."""
         if self._modelled is None:
             abs_g = np.abs(self.g)
-            entry = nm.sum_rounding(abs_g, self.g_dtype, 1)
+            entry = self.unit_rounding * abs_g  # the same multiple of |g_j| _bounded sums directly
             self._modelled = (abs_g, entry, entry * entry)
         if not measured:
             return self._modelled
@@ -350,15 +350,11 @@ class _Setup:
         c = self._bounded(terms, probe, lo, hi, count, measured=False)
         if c.outcome != HOLDS:
             c = self._bounded(terms, probe, lo, hi, count, measured=True)
-        if self._unsettled(probe, c):
+        if c.outcome == FAILS and second is not None:
+            c = replace(c, second=self.oracle.assess(second))
+        if self._unsettled(probe, c) or (c.second is not None and self._unsettled(c.second, c)):
             self.settle_noise()
             return self.compare(v, probe, span, second=second)
-        if c.outcome == FAILS and second is not None:
-            checked = replace(c, second=self.oracle.assess(second))
-            if self._unsettled(checked.second, checked):
-                self.settle_noise()
-                return self.compare(v, probe, span, second=second)
-            c = checked
         if c.outcome != UNDETERMINED:
             self._record(c, w, lo, count)
         return c
