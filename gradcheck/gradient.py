@@ -219,22 +219,26 @@ class _Setup:
         their dtype and the gradient's: a rounding that does not move with
         them (the batch cast to float32 inside grad_fn) would otherwise look
         like no rounding at all. The smooth change cancels; a rounding shows
-        as a jump of a cell wherever the moved values round unevenly."""
+        as a jump of a cell wherever the moved values round unevenly. Where
+        every input is held in the gradient's dtype, the moves of the first
+        pattern are those :meth:`_sensitivity` makes, and its two calls give
+        the reach too."""
         if self._worst is None:
             rng = np.random.default_rng(1)  # fixed: part of the error model, not a draw
-            worst = np.zeros(self.n)
-            for _ in range(nm.GRAD_PATTERNS):
-                s, ds = self._moves(rng, half=True, coarse_params=True)
-                second = self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0))
-                second += self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0))
-                second -= self.g
-                second -= self.g
+            twice = np.multiply(self.g, 2.0)
+            worst = None
+            for k in range(nm.GRAD_PATTERNS):
+                s, ds, cells = self._moves(rng, half=True, coarse_params=True)
+                up = self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0))
+                down = self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0))
+                if k == 0 and self._reach is None and self._same_moves():
+                    self._reach = _reach(up, down, cells)
+                second = np.add(up, down, out=up)
+                second -= twice
                 np.abs(second, out=second)
-                finite = np.isfinite(second)
-                if not finite.all():
-                    second[~finite] = 0.0
-                np.maximum(worst, second, out=worst)
-            self._worst = worst
+                _zero_nonfinite(second)
+                worst = second if worst is None else np.maximum(worst, second, out=worst)
+            self._worst = np.zeros(self.n) if worst is None else worst
         return self._worst
 
     def _sensitivity(self) -> np.ndarray:
@@ -245,33 +249,49 @@ class _Setup:
         most half a cell of the value it rounds, so this is the reach of the
         roundings of inputs and of the intermediate values that move with
         them, whether or not a second difference happens to see them jump."""
+        if self._reach is None and self._same_moves():
+            self._second_differences()  # its first pattern moves as this one would
         if self._reach is None:
             rng = np.random.default_rng(2)
-            s, ds = self._moves(rng, half=False, coarse_params=False)
-            cells = _cells_moved(self, s, ds)
-            if cells == 0:
-                self._reach = np.zeros(self.n)
-            else:
-                first = np.abs(self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0))
-                               - self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0))) / (2 * cells)
-                self._reach = np.where(np.isfinite(first), first, 0.0)
+            s, ds, cells = self._moves(rng, half=False, coarse_params=False)
+            self._reach = _reach(self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0)),
+                                 self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0)), cells)
         return self._reach
 
-    def _moves(self, rng: np.random.Generator, *, half: bool, coarse_params: bool) -> tuple:
-        """Random moves of the params and of the batch's real-valued arrays
-        (see :func:`_ulp_steps`); params held coarser than the gradient stay
-        still unless ``coarse_params``."""
+    def _move_cells(self) -> tuple[list[_Cells], list[_Cells | None]]:
         if self._cells is None:  # the same for every pattern: computed once
             self._cells = ([_Cells(self.x0[leaf.start:leaf.start + leaf.size], leaf.dtype, self.g_dtype)
                             for leaf in self.td.leaves],
                            [_Cells(np.asarray(a, np.float64).ravel(), np.asarray(a).dtype, self.g_dtype)
                             if _continuous(a) else None for a in self.batch])
+        return self._cells
+
+    def _same_moves(self) -> bool:
+        """Whether every input is held in the gradient's dtype: then a
+        pattern of :meth:`_second_differences` moves them as
+        :meth:`_sensitivity` would (no half cells, no param left still)."""
+        params, batch = self._move_cells()
+        return all(c.dtype == self.g_dtype for c in params) and \
+            all(c is None or c.dtype == self.g_dtype for c in batch)
+
+    def _moves(self, rng: np.random.Generator, *, half: bool, coarse_params: bool) -> tuple:
+        """Random moves of the params and of the batch's real-valued arrays
+        (see :func:`_ulp_steps`), and the fewest cells of the gradient's
+        dtype any of them moved by (0 if none moved); params held coarser
+        than the gradient stay still unless ``coarse_params``."""
+        params, batch = self._move_cells()
         s = np.zeros(self.n)
-        for leaf, cells in zip(self.td.leaves, self._cells[0]):
+        least = np.inf
+        for leaf, cells in zip(self.td.leaves, params):
             if coarse_params or np.finfo(leaf.dtype).eps <= np.finfo(self.g_dtype).eps:
-                s[leaf.start:leaf.start + leaf.size] = _ulp_steps(rng, cells, half=half)
-        ds = [None if cells is None else _ulp_steps(rng, cells, half=half) for cells in self._cells[1]]
-        return s, ds
+                _, fewest = _ulp_steps(rng, cells, half=half, out=s[leaf.start:leaf.start + leaf.size])
+                least = min(least, fewest)
+        ds = []
+        for cells in batch:
+            step, fewest = (None, np.inf) if cells is None else _ulp_steps(rng, cells, half=half)
+            ds.append(step)
+            least = min(least, fewest)
+        return s, ds, (0.0 if least == np.inf else least)
 
     def probe(self, v: np.ndarray, span: tuple[int, int] | None = None, count: int | None = None) -> Probe:
         """The oracle's directional derivative along ``v``, nonzero only
@@ -537,51 +557,78 @@ class _Cells:
     and the cell of the coarser of ``dtype`` and the gradient's dtype."""
 
     def __init__(self, x: np.ndarray, dtype: np.dtype, grad_dtype: np.dtype) -> None:
-        self.x, self.dtype = x, np.dtype(dtype)
+        self.x, self.dtype, self.grad_dtype = x, np.dtype(dtype), np.dtype(grad_dtype)
         self.finer = np.finfo(self.dtype).eps < np.finfo(grad_dtype).eps
-        coarse = np.dtype(grad_dtype) if self.finer else self.dtype
+        coarse = self.grad_dtype if self.finer else self.dtype
         self.own = _cell(x, self.dtype)
         self.cell = _cell(x, coarse) if self.finer else self.own
         self.magnitude = np.abs(x)
+        self.edge: np.ndarray | None = None
+        if self.dtype == np.float64 and not self.finer:
+            # Moved by whole cells of its own, a float64 value stays on the
+            # grid unless it crosses the next power of two (own * 2^53; toward
+            # zero the cells only get finer), so exactness need only be tested
+            # at the few entries within the largest move of it, and at
+            # non-finite ones.
+            with np.errstate(over="ignore", invalid="ignore"):
+                reach = (nm.GRAD_ULPS + 1) * self.own
+                reach += self.magnitude
+                self.edge = np.flatnonzero(~(reach < self.own * 2.0 ** 53))
 
 
 def _cell(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.spacing(np.maximum(np.abs(x), np.finfo(dtype).tiny).astype(dtype)).astype(np.float64)
 
 
-def _ulp_steps(rng: np.random.Generator, c: _Cells, *, half: bool) -> np.ndarray:
+# A random byte per entry to a signed count of cells: GRAD_ULPS - 1, GRAD_ULPS
+# or GRAD_ULPS + 1, either sign (256 bytes over 6 outcomes: four of them
+# come 43 times in 256, two 42 times). At 10^6 entries, a byte and a table
+# are several times faster than drawing a count and a sign as integers.
+_SIGNED_CELLS = np.array([(nm.GRAD_ULPS - 1 + b % 3) * (1 if b // 3 % 2 else -1) for b in range(256)],
+                         dtype=np.int8)
+
+
+def _ulp_steps(rng: np.random.Generator, c: _Cells, *, half: bool,
+               out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Per entry of ``c.x``, a move by a random sign and numerics.GRAD_ULPS
     +- 1 cells of the coarser of its dtype and the gradient's dtype, exactly
     representable in its dtype both ways (0 where it is not, at a binade
-    edge). With ``half``, where its dtype is the finer one, the move is a
-    whole number of cells and a half: grad_fn casts such a value to its own
-    dtype, and a second difference sees that rounding only where the moved
-    values round unevenly, which half a cell guarantees (a whole number keeps
-    each value's place in its cell)."""
+    edge); and the fewest cells of the gradient's dtype any entry moved by
+    (inf if none moved). With ``half``, where its dtype is the finer one, the
+    move is a whole number of cells and a half: grad_fn casts such a value to
+    its own dtype, and a second difference sees that rounding only where the
+    moved values round unevenly, which half a cell guarantees (a whole number
+    keeps each value's place in its cell). Written into ``out`` if given."""
+    signed = np.take(_SIGNED_CELLS, np.frombuffer(rng.bytes(c.x.size), dtype=np.uint8))
+    if c.edge is not None:
+        step = np.multiply(signed, c.own, out=out)
+        if c.edge.size:
+            at = c.edge
+            with np.errstate(over="ignore", invalid="ignore"):
+                moved = np.abs(step[at])
+                inexact = ~(c.magnitude[at] + moved - c.magnitude[at] == moved)
+            step[at[inexact]] = 0.0
+            signed[at[inexact]] = np.iinfo(np.int8).max  # counted as not moved
+        least = int(np.min(np.abs(signed)))
+        return step, (np.inf if least == np.iinfo(np.int8).max else float(least))
+    return _rounded_steps(c, signed, half, out)
+
+
+def _rounded_steps(c: _Cells, signed: np.ndarray, half: bool,
+                   out: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """_ulp_steps where the values are not float64 or are finer than the
+    gradient: cells of the coarser dtype, counted in cells of its own, and
+    exactness tested by moving the values both ways in their dtype."""
     x = c.x
-    cells = rng.integers(nm.GRAD_ULPS - 1, nm.GRAD_ULPS + 2, size=x.size).astype(np.float64)
+    cells = np.abs(signed).astype(np.float64)
     if c.finer and half:
         cells += 0.5
-    # rng.choice([-1.0, 1.0]) without its indexing: 1 -> +, 0 -> -
-    sign = rng.integers(0, 2, size=x.size)
     if c.finer:
         cells *= c.cell
         cells /= c.own
         np.maximum(np.round(cells, out=cells), 1.0, out=cells)
     step = np.multiply(cells, c.own, out=cells)
-    if c.dtype == np.float64:
-        # A float64 value moved by whole cells of its own toward zero stays on
-        # the grid (below its binade the cells only get finer): the move is
-        # exact both ways wherever |x| + |step| is, in three passes, not seven.
-        with np.errstate(over="ignore", invalid="ignore"):
-            grown = c.magnitude + step
-            grown -= c.magnitude
-        exact = grown == step
-        np.copysign(step, np.subtract(sign, 0.5), out=step)
-        step *= exact
-        return step
-    np.copysign(step, np.subtract(sign, 0.5), out=step)
-    # Passes over 10^6 entries dominate here: each array below is reused.
+    np.copysign(step, signed, out=step)
     with np.errstate(over="ignore", invalid="ignore"):
         up, down = x + step, x - step
         if c.dtype != np.float64:
@@ -591,20 +638,35 @@ def _ulp_steps(rng: np.random.Generator, c: _Cells, *, half: bool) -> np.ndarray
     exact = up == step
     exact &= down == step
     step *= exact
-    return step
+    if out is not None:
+        out[...] = step
+        step = out
+    on = step != 0
+    if not np.any(on):
+        return step, np.inf
+    dt = c.grad_dtype
+    cell = np.spacing(np.maximum(np.abs(x[on]), np.finfo(dt).tiny).astype(dt)).astype(np.float64)
+    return step, float(np.min(np.abs(step[on]) / cell))
 
 
-def _cells_moved(s: "_Setup", steps: np.ndarray, data: list) -> float:
-    """The fewest cells of the gradient's dtype any moved input moved by."""
-    dt = s.g_dtype
-    parts = [(steps, s.x0)] + [(m, np.asarray(a, np.float64).ravel()) for m, a in zip(data, s.batch) if m is not None]
-    least = np.inf
-    for m, x in parts:
-        on = m != 0
-        if np.any(on):
-            cell = np.spacing(np.maximum(np.abs(x[on]), np.finfo(dt).tiny).astype(dt)).astype(np.float64)
-            least = min(least, float(np.min(np.abs(m[on]) / cell)))
-    return 0.0 if least == np.inf else least
+def _reach(up: np.ndarray, down: np.ndarray, cells: float) -> np.ndarray:
+    """|up - down| / 2 per cell moved (0 where not finite, or where nothing moved)."""
+    if cells == 0:
+        return np.zeros(up.size)
+    first = np.subtract(up, down)
+    np.abs(first, out=first)
+    first /= 2 * cells
+    _zero_nonfinite(first)
+    return first
+
+
+def _zero_nonfinite(a: np.ndarray) -> None:
+    """Set a's non-finite entries to 0, in place (a sum tells in one pass
+    without writes whether there are any)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.sum(a))
+    if not np.isfinite(total):
+        a[~np.isfinite(a)] = 0.0
 
 
 def _continuous(a: np.ndarray) -> bool:
