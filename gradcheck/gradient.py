@@ -87,6 +87,10 @@ def _why(p: Probe) -> str:
     return "" if p.smooth else NOT_DIFFERENTIABLE
 
 
+_PER_ENTRY = {"seen": np.float64, "seen_by": np.int64, "alone": np.float64, "shared": np.int64,
+              "shared_log": np.float64, "shared_max": np.float64}
+
+
 class _Setup:
     """The point, the gradient under test, and the oracle around them."""
 
@@ -120,19 +124,11 @@ class _Setup:
     def reset(self) -> None:
         """Forget every comparison recorded (what the loss and grad_fn were
         measured to be stays)."""
-        # Per entry, the best |v_j| / bound over the comparisons that decided
-        # and moved part of the entries: an error e_j is caught for certain
-        # once |v_j e_j| > 2 bound.
-        self.seen = np.zeros(self.x0.size)
-        self.seen_by = np.zeros(self.x0.size, dtype=np.int64)  # 1 + index into self.decided; 0: none
-        # Per entry, the comparisons that moved it alone (best |v_j| / bound:
-        # caught for certain), and those that moved it with others: how many,
-        # the mean log and the largest of their 4 bounds (see _multi_resolution).
-        self.alone = np.zeros(self.x0.size)
-        self.shared = np.zeros(self.x0.size, dtype=np.int64)
-        self.shared_log = np.zeros(self.x0.size)
-        self.shared_max = np.zeros(self.x0.size)
-        self.some_alone = self.some_shared = False  # whether the arrays above hold anything
+        # Per entry (see _PER_ENTRY), made the first time a comparison of
+        # part of the entries is recorded: a check of whole probes alone never
+        # pays for six arrays of zeros over 10^6 entries.
+        self._per_entry: dict[str, np.ndarray] | None = None
+        self.some_alone = self.some_shared = False  # whether the per-entry records hold anything
         # Comparisons that moved every entry (whole probes), kept once for all
         # entries (at 10^6 entries each per-entry record costs passes over
         # them): their indices into self.decided, the sum of the logs of
@@ -143,6 +139,24 @@ class _Setup:
         self.decided: list[Comparison] = []
         self._version += 1
         self._multi: tuple[int, np.ndarray] | None = None
+
+    def _entry_records(self) -> dict[str, np.ndarray]:
+        if self._per_entry is None:
+            self._per_entry = {name: np.zeros(self.n, dtype) for name, dtype in _PER_ENTRY.items()}
+        return self._per_entry
+
+    # Per entry, the best |v_j| / bound over the comparisons that decided and
+    # moved part of the entries (an error e_j is caught for certain once
+    # |v_j e_j| > 2 bound), and which one (1 + index into self.decided; 0:
+    # none). The comparisons that moved it alone (best |v_j| / bound: caught
+    # for certain), and those that moved it with others: how many, the sum of
+    # the logs and the largest of their 4 bounds (see _multi_resolution).
+    seen = property(lambda self: self._entry_records()["seen"])
+    seen_by = property(lambda self: self._entry_records()["seen_by"])
+    alone = property(lambda self: self._entry_records()["alone"])
+    shared = property(lambda self: self._entry_records()["shared"])
+    shared_log = property(lambda self: self._entry_records()["shared_log"])
+    shared_max = property(lambda self: self._entry_records()["shared_max"])
 
     @property
     def n(self) -> int:
@@ -280,10 +294,11 @@ class _Setup:
         dtype any of them moved by (0 if none moved); params held coarser
         than the gradient stay still unless ``coarse_params``."""
         params, batch = self._move_cells()
-        s = np.zeros(self.n)
+        moving = [coarse_params or np.finfo(leaf.dtype).eps <= np.finfo(self.g_dtype).eps for leaf in self.td.leaves]
+        s = np.empty(self.n) if all(moving) else np.zeros(self.n)  # every entry written, or left at 0
         least = np.inf
-        for leaf, cells in zip(self.td.leaves, params):
-            if coarse_params or np.finfo(leaf.dtype).eps <= np.finfo(self.g_dtype).eps:
+        for leaf, cells, moves in zip(self.td.leaves, params, moving):
+            if moves:
                 _, fewest = _ulp_steps(rng, cells, half=half, out=s[leaf.start:leaf.start + leaf.size])
                 least = min(least, fewest)
         ds = []
@@ -294,9 +309,9 @@ class _Setup:
         return s, ds, (0.0 if least == np.inf else least)
 
     def probe(self, v: np.ndarray, span: tuple[int, int] | None = None, count: int | None = None) -> Probe:
-        """The oracle's directional derivative along ``v``, nonzero only
-        within ``span`` (the whole vector if None; ``count``: its nonzero
-        entries, if known)."""
+        """The oracle's directional derivative along ``v`` within ``span``
+        (the whole vector if None): v is read there only, and taken as zero
+        elsewhere (``count``: its nonzero entries there, if known)."""
         lo, hi = span or (0, self.n)
         w = v[lo:hi]
         count = int(np.count_nonzero(w)) if count is None else count
@@ -348,8 +363,9 @@ class _Setup:
 
     def compare(self, v: np.ndarray, probe: Probe | None = None,
                 span: tuple[int, int] | None = None, *, second: Probe | None = None) -> Comparison:
-        """grad_fn against finite differences along ``v``, nonzero only within
-        ``span`` (the whole vector if None; ``probe``: the oracle's answer
+        """grad_fn against finite differences along ``v`` within ``span``
+        (the whole vector if None; v is read there only, and taken as zero
+        elsewhere, as by :meth:`probe`; ``probe``: the oracle's answer
         along it, if already taken, and ``second`` its second ladder, see
         :meth:`confirm`).
 
@@ -560,24 +576,24 @@ class _Cells:
         self.x, self.dtype, self.grad_dtype = x, np.dtype(dtype), np.dtype(grad_dtype)
         self.finer = np.finfo(self.dtype).eps < np.finfo(grad_dtype).eps
         coarse = self.grad_dtype if self.finer else self.dtype
-        self.own = _cell(x, self.dtype)
-        self.cell = _cell(x, coarse) if self.finer else self.own
         self.magnitude = np.abs(x)
+        self.own = _cell(self.magnitude, self.dtype)
+        self.cell = _cell(self.magnitude, coarse) if self.finer else self.own
         self.edge: np.ndarray | None = None
         if self.dtype == np.float64 and not self.finer:
             # Moved by whole cells of its own, a float64 value stays on the
             # grid unless it crosses the next power of two (own * 2^53; toward
-            # zero the cells only get finer), so exactness need only be tested
-            # at the few entries within the largest move of it, and at
-            # non-finite ones.
-            with np.errstate(over="ignore", invalid="ignore"):
-                reach = (nm.GRAD_ULPS + 1) * self.own
-                reach += self.magnitude
-                self.edge = np.flatnonzero(~(reach < self.own * 2.0 ** 53))
+            # zero the cells only get finer): exactness need only be tested at
+            # the few entries within the largest move of it (GRAD_ULPS + 1
+            # cells), and at non-finite ones (a NaN compares false).
+            below = np.multiply(self.own, 2.0 ** 53 - (nm.GRAD_ULPS + 1))
+            self.edge = np.flatnonzero(~(self.magnitude < below))
 
 
-def _cell(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    return np.spacing(np.maximum(np.abs(x), np.finfo(dtype).tiny).astype(dtype)).astype(np.float64)
+def _cell(magnitude: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The cell (ulp) of each value of ``magnitude`` (>= 0) held in ``dtype``, as float64."""
+    cell = np.maximum(magnitude, np.finfo(dtype).tiny).astype(dtype, copy=False)
+    return np.spacing(cell, out=cell if cell.dtype == np.float64 else None).astype(np.float64, copy=False)
 
 
 # A random byte per entry to a signed count of cells: GRAD_ULPS - 1, GRAD_ULPS
@@ -1252,11 +1268,11 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison, requested:
     comps: dict[tuple[int, int], Comparison] = {}
 
     def open_(b: tuple[int, int]) -> bool:
-        v = _on(direction, b)
+        # The probe's own weights, on block b alone (read there only).
         if b not in probes:
-            probes[b] = s.probe(v, b)
+            probes[b] = s.probe(direction, b)
         before = comps.get(b)
-        comps[b] = s.compare(v, probes[b], b, second=before.second if before is not None else None)
+        comps[b] = s.compare(direction, probes[b], b, second=before.second if before is not None else None)
         return comps[b].outcome != HOLDS
 
     def split(b: tuple[int, int]) -> bool:
@@ -1276,7 +1292,7 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison, requested:
 
     def confirmed(blocks: list[tuple[int, int]]) -> None:
         for b in blocks:
-            comps[b] = s.confirm(comps[b], _on(direction, b), b)
+            comps[b] = s.confirm(comps[b], direction, b)
 
     located = _locate(s, direction, first, open_, comps) if first.outcome == FAILS else None
     if located is not None:
@@ -1313,13 +1329,6 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison, requested:
     odd = [b for b in singles + wide if comps[b].outcome == UNDETERMINED]
     return _Hunt(found, [b for b in wide if comps[b].outcome == FAILS], odd, comps,
                  {b[0]: comps[b] for b in leaves if comps[b].outcome == FAILS}, direction)
-
-
-def _on(direction: np.ndarray, b: tuple[int, int]) -> np.ndarray:
-    """The probe's weights on block ``b``, zero elsewhere."""
-    v = np.zeros_like(direction)
-    v[b[0]:b[1]] = direction[b[0]:b[1]]
-    return v
 
 
 def _locate(s: _Setup, direction: np.ndarray, first: Comparison, open_: Callable[[tuple[int, int]], bool],
@@ -1367,8 +1376,8 @@ def _ramp_target(s: _Setup, direction: np.ndarray, b: tuple[int, int], c: Compar
     rising /= m
     if m == direction.size:
         ramp = rising
-    else:
-        ramp = np.zeros_like(direction)
+    else:  # compare reads the weights within the span only
+        ramp = np.empty_like(direction)
         ramp[lo:hi] = rising
     w = s.compare(ramp, span=b)
     if w.outcome == UNDETERMINED:

@@ -197,8 +197,8 @@ class LossOracle:
 
     def _point(self, t: float, v: np.ndarray, span: tuple[int, int] | None = None) -> np.ndarray:
         """x0 + t v, in one new array (at 10^6 entries a second one costs as
-        much as the arithmetic); v is zero outside ``span`` if given, and the
-        rest is a copy of x0 (the same values: x0_j + t 0 is x0_j)."""
+        much as the arithmetic); v is read within ``span`` only, if given, and
+        taken as zero elsewhere: the rest is a copy of x0 (x0_j + t 0 is x0_j)."""
         x, self._spare = (np.empty_like(self.x0) if self._spare is None else self._spare), None
         self._lent = x  # made for the call it is handed to, and for nothing else
         if span is None or span == (0, self.x0.size):
@@ -254,7 +254,8 @@ class LossOracle:
     def probe(self, v: np.ndarray, *, claimed_abs: float = 0.0, span: tuple[int, int] | None = None,
               step: float = 0.0) -> Probe:
         """Directional derivative along ``v`` (already scaled by ``self.scale``;
-        zero outside ``span``, if given), on a ladder from ``step`` (0: ``self.h``).
+        read within ``span`` only, if given, and taken as zero elsewhere), on
+        a ladder from ``step`` (0: ``self.h``).
 
         ``claimed_abs`` is sum_j |g_j| |x_j| over the entries that move, for
         the gradient under test: the loss sees its inputs rounded, which moves
