@@ -112,8 +112,7 @@ class _Setup:
         self._cells: tuple[list[_Cells], list[_Cells | None]] | None = None
         self._gx_cache: np.ndarray | None = None
         self._gx_total = 0.0
-        self._modelled: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._bounds: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._bounds: tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray]] | None = None
         self._version = 0  # bumped whenever the records below change (see _multi_resolution)
         self._products: np.ndarray | None = None
         self._least_scale: float | None = None
@@ -211,13 +210,15 @@ class _Setup:
         one-sided values under a move of a few ulps, and must not lend that
         jump to the others."""
         if self._pooled is None:
-            worst = np.maximum(self._second_differences(), self._sensitivity())
-            self._pooled = np.empty(self.n)
+            pooled = np.maximum(self._second_differences(), self._sensitivity())
+            some_kinked = bool(self.kinked.any())
             for leaf in self.td.leaves:
                 sl = slice(leaf.start, leaf.start + leaf.size)
-                smooth = worst[sl][~self.kinked[sl]]
+                smooth = pooled[sl][~self.kinked[sl]] if some_kinked else pooled[sl]
                 typical = float(np.median(smooth)) if smooth.size else 0.0
-                self._pooled[sl] = nm.GRAD_NOISE_SAFETY * np.maximum(worst[sl], typical)
+                np.maximum(pooled[sl], typical, out=pooled[sl])
+            pooled *= nm.GRAD_NOISE_SAFETY
+            self._pooled = pooled
         return self._pooled
 
     def mark_kinked(self, entries: np.ndarray) -> None:
@@ -334,21 +335,18 @@ class _Setup:
             self._gx_total = float(np.sum(self._gx_cache))
         return self._gx_cache
 
-    def _entry_bounds(self, measured: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per entry, for a unit weight: |g_j|, the entry's rounding (modelled
-        or, with ``measured``, the larger of that and its measured allowance),
-        and that squared; the rounding of a probe's term is |v_j| times the second."""
-        if self._modelled is None:
-            abs_g = np.abs(self.g)
-            entry = self.unit_rounding * abs_g  # the same multiple of |g_j| _bounded sums directly
-            self._modelled = (abs_g, entry, entry * entry)
-        if not measured:
-            return self._modelled
-        pooled = self.allowance()
+    def _entry_bounds(self, measured: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Per entry, for a unit weight: the entry's rounding (modelled, the
+        multiple of |g_j| that _bounded sums directly, or with ``measured``
+        the larger of that and the measured allowance), and that squared; the
+        rounding of a probe's term is |v_j| times the first."""
+        pooled = self.allowance() if measured else None
         if self._bounds is None or self._bounds[0] is not pooled:
-            abs_g, modelled, _ = self._modelled
-            entry = np.maximum(modelled, pooled)
-            self._bounds = (pooled, (abs_g, entry, entry * entry))
+            entry = np.abs(self.g)
+            entry *= self.unit_rounding
+            if pooled is not None:
+                np.maximum(entry, pooled, out=entry)
+            self._bounds = (pooled, (entry, entry * entry))
         return self._bounds[1]
 
     @property
@@ -359,7 +357,7 @@ class _Setup:
     def entry_rounding(self, measure: bool) -> np.ndarray:
         """Per entry, grad_fn's rounding for a unit weight: measured where it
         has been already, or where ``measure``; else as modelled."""
-        return self._entry_bounds(measured=measure or self._pooled is not None)[1]
+        return self._entry_bounds(measured=measure or self._pooled is not None)[0]
 
     def compare(self, v: np.ndarray, probe: Probe | None = None,
                 span: tuple[int, int] | None = None, *, second: Probe | None = None) -> Comparison:
@@ -449,7 +447,7 @@ class _Setup:
         that adds them."""
         if measured:
             aw = terms.aw
-            abs_g, entry, entry2 = (a[lo:hi] for a in self._entry_bounds(measured))
+            entry, entry2 = (a[lo:hi] for a in self._entry_bounds(measured))
             plain, squares = float(aw @ entry), float((aw * aw) @ entry2)
         else:  # each entry's modelled rounding is a multiple of |g_j|: sums of the terms suffice
             unit = self.unit_rounding
