@@ -128,6 +128,7 @@ class _Setup:
         # pays for six arrays of zeros over 10^6 entries.
         self._per_entry: dict[str, np.ndarray] | None = None
         self.some_alone = self.some_shared = False  # whether the per-entry records hold anything
+        self.partial = (self.x0.size, 0)  # the span they hold anything in: [lo, hi)
         # Comparisons that moved every entry (whole probes), kept once for all
         # entries (at 10^6 entries each per-entry record costs passes over
         # them): their indices into self.decided, the sum of the logs of
@@ -469,6 +470,7 @@ class _Setup:
             return
         aw = np.abs(w)
         span = slice(lo, lo + aw.size)
+        self.partial = (min(self.partial[0], lo), max(self.partial[1], lo + aw.size))
         with np.errstate(divide="ignore"):
             sens = aw / c.bound
         better = sens > self.seen[span]
@@ -505,13 +507,16 @@ class _Setup:
         """An entry's modelled rounding per unit of |g_j| (numerics.sum_rounding)."""
         return float(nm.sum_rounding(np.float64(1.0), self.g_dtype, 1))
 
-    def least_scale(self, scope: np.ndarray) -> float:
-        """The smallest max(1, |x_j|) over ``scope`` (kept for all entries)."""
-        if scope.all():
+    def least_scale(self, scope: np.ndarray, start: int = 0) -> float:
+        """The smallest max(1, |x_j|) over ``scope``, a mask of the entries
+        from ``start`` on (kept for all entries); inf over none."""
+        if self.oracle.unit_scale:
+            return 1.0 if scope.any() else np.inf
+        if start == 0 and scope.size == self.n and scope.all():
             if self._least_scale is None:
                 self._least_scale = float(np.min(self.oracle.scale))
             return self._least_scale
-        return float(np.min(self.oracle.scale[scope]))
+        return float(np.min(self.oracle.scale[start:start + scope.size][scope], initial=np.inf))
 
     def rms_gradient(self, scope: np.ndarray) -> float:
         """The RMS size of grad_fn's entries over ``scope`` (kept for all entries)."""
@@ -801,14 +806,21 @@ def _numbers(s: _Setup, comps: list[Comparison], requested: float, scope: np.nda
 def _absolute_resolution(s: _Setup, scope: np.ndarray) -> float:
     """The smallest error in one entry of ``scope`` caught whatever the other
     entries' errors: for certain where the entry was compared alone, else
-    but for numerics.MISS_PROBABILITY (_multi_resolution)."""
+    but for numerics.MISS_PROBABILITY (_multi_resolution). Outside the span
+    that comparisons of part of the entries moved, whole probes alone give
+    one figure over the scale."""
     if not np.any(scope):
         return np.inf
-    if not (s.some_alone or s.some_shared):  # whole probes alone: one figure over the scale
-        return _whole_error(s) / s.least_scale(scope) if s.whole else np.inf
-    with np.errstate(divide="ignore"):
-        alone = np.where(s.alone > 0, nm.CATCH_FACTOR / s.alone, np.inf)
-    worst = float(np.max(np.minimum(alone, _multi_resolution(s))[scope]))
+    lo, hi = s.partial if (s.some_alone or s.some_shared) else (0, 0)
+    worst = -np.inf
+    if lo < hi and np.any(scope[lo:hi]):
+        with np.errstate(divide="ignore"):
+            alone = np.where(s.alone[lo:hi] > 0, nm.CATCH_FACTOR / s.alone[lo:hi], np.inf)
+        worst = float(np.max(np.minimum(alone, _multi_resolution(s))[scope[lo:hi]]))
+    if np.any(scope[:lo]) or np.any(scope[hi:]):
+        least = min(s.least_scale(scope[:lo], 0), s.least_scale(scope[hi:], hi)) if lo < hi else \
+            s.least_scale(scope)
+        worst = max(worst, _whole_error(s) / least if s.whole else np.inf)
     return worst
 
 
@@ -834,7 +846,8 @@ def _reachable(s: _Setup) -> float:
 
 
 def _multi_resolution(s: _Setup) -> np.ndarray:
-    """Per entry, the error that the comparisons moving it with others catch
+    """Per entry of the span comparisons of part of the entries moved
+    (s.partial), the error that the comparisons moving it with others catch
     but for numerics.MISS_PROBABILITY, whatever the other entries' errors:
     each such comparison misses an error e_j with probability at most
     2 bounds / (max(1, |x_j|) |e_j|) once that exceeds 4 bounds (see
@@ -842,15 +855,16 @@ def _multi_resolution(s: _Setup) -> np.ndarray:
     inf where no comparison moved the entry with others."""
     if s._multi is not None and s._multi[0] == s._version:
         return s._multi[1]  # nothing recorded since: the same
-    k = s.shared + len(s.whole)
+    span = slice(*s.partial)
+    k = s.shared[span] + len(s.whole)
     with np.errstate(over="ignore", invalid="ignore"):
         # exp(mean log window) / MISS^(1/k), in logs: one exp per entry, not a power
-        spread = s.shared_log + (s.whole_log - np.log(nm.MISS_PROBABILITY))
+        spread = s.shared_log[span] + (s.whole_log - np.log(nm.MISS_PROBABILITY))
         spread /= np.maximum(k, 1)
         np.exp(spread, out=spread)
-        error = np.maximum(s.shared_max, spread, out=spread)
+        error = np.maximum(s.shared_max[span], spread, out=spread)
         np.maximum(error, s.whole_max, out=error)
-        error /= s.oracle.scale
+        error /= s.oracle.scale[span]
     error[k == 0] = np.inf
     s._multi = (s._version, error)
     return s._multi[1]
