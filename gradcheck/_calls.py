@@ -61,14 +61,15 @@ class GradCaller:
         self._note_dtype(result)
         return self.td.flatten(result)
 
-    def at(self, flat: np.ndarray, batch: Sequence[np.ndarray]) -> np.ndarray:
+    def at(self, flat: np.ndarray, batch: Sequence[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
         """grad_fn at ``flat``, a vector made for this call (the params handed
-        over are views of it where their dtype allows), as one flat vector."""
+        over are views of it where their dtype allows), as one flat vector
+        (``out``, if given)."""
         self.calls += 1
         with scratch(flat):
             result = self.grad_fn(self.td.unflatten(flat, views=True), *copies(batch))
         same_structure(self.td, result, argname="grad_fn")
-        return self.td.flatten(result)
+        return self.td.flatten(result, out=out)
 
     def _note_dtype(self, result: Any) -> None:
         for leaf in leaves(result):

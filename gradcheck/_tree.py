@@ -71,8 +71,16 @@ class TreeDef:
         """The narrowest float dtype among the leaves (it limits precision)."""
         return min((leaf.dtype for leaf in self.leaves), key=lambda d: np.finfo(d).bits)
 
-    def flatten(self, tree: Any) -> np.ndarray:
-        """Concatenate the leaves of ``tree`` (same structure) into float64."""
+    def flatten(self, tree: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Concatenate the leaves of ``tree`` (same structure) into float64
+        (into ``out``, a float64 vector of the total size, if given)."""
+        if out is not None:
+            start = 0
+            for _, v in _walk(tree, ""):
+                a = np.asarray(v)
+                out[start:start + a.size] = a.reshape(-1)
+                start += a.size
+            return out
         parts = [np.asarray(v, dtype=np.float64).ravel() for _, v in _walk(tree, "")]
         return np.concatenate(parts) if parts else np.zeros(0)
 
