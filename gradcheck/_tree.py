@@ -7,7 +7,7 @@ such as ``params[0]['W'][2, 1]``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -21,10 +21,11 @@ class Leaf:
     shape: tuple[int, ...]
     dtype: np.dtype
     start: int  # offset in the flat vector
+    size: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+    def __post_init__(self) -> None:
+        # Read for every leaf of every call: computed once.
+        object.__setattr__(self, "size", int(np.prod(self.shape, dtype=np.int64)))
 
 
 def _children(node: Any) -> Iterator[tuple[str, Any]] | None:
