@@ -29,7 +29,8 @@ failure there is a false alarm, "not differentiable here" the honest answer).
 Errors are injected into the backward pass only (an identity on the
 flattened parameters whose backward scales the chosen entries), so each tool
 sees the same wrong gradient. Times are medians per call, measured in the
-same run; "ratio" is the tool's time over gradcheck's.
+same run (for gradcheck on one wrong entry, the slowest position too);
+"ratio" is the tool's time over gradcheck's.
 """
 
 from __future__ import annotations
@@ -282,6 +283,7 @@ def row(label: str, dtype: torch.dtype, n: int, case: str, tools: dict[str, list
             cell += f", {statistics.median(o.evaluations for o in results):.0f} evals"
             if case == "one entry 1% wrong":
                 cell += f", named {sum(o.named for o in results)}/{len(results)}"
+                cell += f", slowest {max(o.seconds for o in results):.3f} s"
             if case.startswith("kink") or case == "right":
                 cell += f", said: {results[0].words}"
         out[name] = cell
