@@ -53,6 +53,9 @@ from peers import build, flat_loss, flat_params
 NOISE_CALLS = len(NOISE_WIDE) + len(NOISE_NARROW)  # the loss's noise, measured once per check
 
 
+LADDER = (1, 2, 4, -1, -2, -4)  # a probe's steps, in units of h
+
+
 def median_time(fn: Callable[[], Any], repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -95,18 +98,31 @@ def main(argv: list[str] | None = None) -> None:
     td = tree_def(params)
     x0 = td.flatten(params)
     scale = np.maximum(1.0, np.abs(x0))
-    ladders = [(*NOISE_WIDE, *NOISE_NARROW)] * (noise_calls > 0) + [(1, 2, 4, -1, -2, -4)] * probes
+    ladders = [(*NOISE_WIDE, *NOISE_NARROW)] * (noise_calls > 0) + [LADDER] * probes
 
     def at_points() -> None:
         # The check's own ways: weights of random sign and size times
-        # max(1, |x0|), and each point x0 + t v in one new vector.
+        # max(1, |x0|); a probe's ladder from h v, 2 h v and 4 h v, each point
+        # x0 +- k h v one pass into one reused vector; the noise's points x0 + t v.
         rng = np.random.default_rng(0)
         loss_fn(td.unflatten(x0, dtype=np.float64, views=True), m.x, m.y)
+        x, steps = np.empty_like(x0), np.empty((3, x0.size))
         for ladder in ladders:
-            v = _weights(rng, x0.size) * scale
-            for t in ladder:
-                x = np.multiply(v, t * 6e-6)
-                x += x0
+            v = _weights(rng, x0.size)
+            v *= scale
+            if ladder == LADDER:
+                np.multiply(v, 6e-6, out=steps[0])
+                np.add(steps[0], steps[0], out=steps[1])
+                np.add(steps[1], steps[1], out=steps[2])
+                points = [(op, k) for op in (np.add, np.subtract) for k in range(3)]
+            else:
+                points = [(None, t) for t in ladder]
+            for op, k in points:
+                if op is None:
+                    np.multiply(v, k * 6e-6, out=x)
+                    x += x0
+                else:
+                    op(x0, steps[k], out=x)
                 with scratch(x):  # as the check lends its points to the adapter
                     loss_fn(td.unflatten(x, dtype=np.float64, views=True), m.x, m.y)
         for _ in range(G):
