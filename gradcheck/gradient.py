@@ -241,23 +241,18 @@ class _Setup:
         their dtype and the gradient's: a rounding that does not move with
         them (the batch cast to float32 inside grad_fn) would otherwise look
         like no rounding at all. The smooth change cancels; a rounding shows
-        as a jump of a cell wherever the moved values round unevenly. Where
-        every input is held in the gradient's dtype, the moves of the first
-        pattern are those :meth:`_sensitivity` makes, and its two calls give
-        the reach too."""
+        as a jump of a cell wherever the moved values round unevenly."""
         if self._worst is None:
             rng = np.random.default_rng(1)  # fixed: part of the error model, not a draw
-            twice = np.multiply(self.g, 2.0)
             worst = np.zeros(self.n)
             up, down = np.empty(self.n), np.empty(self.n)  # every pattern's gradients, flattened into these
-            for k in range(nm.GRAD_PATTERNS):
-                s, ds, cells = self._moves(rng, half=True, coarse_params=True)
+            for _ in range(nm.GRAD_PATTERNS):
+                s, ds, _ = self._moves(rng, half=True, coarse_params=True)
                 self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0), out=up)
                 self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0), out=down)
-                if k == 0 and self._reach is None and self._same_moves():
-                    self._reach = _reach(up, down, cells)
                 second = np.add(up, down, out=up)
-                second -= twice
+                second -= self.g  # g twice, not 2 g once: the roundings the error model was measured with
+                second -= self.g
                 np.abs(second, out=second)
                 _zero_nonfinite(second)
                 np.maximum(worst, second, out=worst)
@@ -272,8 +267,6 @@ class _Setup:
         most half a cell of the value it rounds, so this is the reach of the
         roundings of inputs and of the intermediate values that move with
         them, whether or not a second difference happens to see them jump."""
-        if self._reach is None and self._same_moves():
-            self._second_differences()  # its first pattern moves as this one would
         if self._reach is None:
             rng = np.random.default_rng(2)
             s, ds, cells = self._moves(rng, half=False, coarse_params=False)
@@ -289,21 +282,14 @@ class _Setup:
                             if _continuous(a) else None for a in self.batch])
         return self._cells
 
-    def _same_moves(self) -> bool:
-        """Whether every input is held in the gradient's dtype: then a
-        pattern of :meth:`_second_differences` moves them as
-        :meth:`_sensitivity` would (no half cells, no param left still)."""
-        params, batch = self._move_cells()
-        return all(c.dtype == self.g_dtype for c in params) and \
-            all(c is None or c.dtype == self.g_dtype for c in batch)
-
     def _moves(self, rng: np.random.Generator, *, half: bool, coarse_params: bool) -> tuple:
         """Random moves of the params and of the batch's real-valued arrays
         (see :func:`_ulp_steps`), and the fewest cells of the gradient's
         dtype any of them moved by (0 if none moved); params held coarser
         than the gradient stay still unless ``coarse_params``."""
         params, batch = self._move_cells()
-        moving = [coarse_params or np.finfo(leaf.dtype).eps <= np.finfo(self.g_dtype).eps for leaf in self.td.leaves]
+        finest = np.finfo(self.g_dtype).eps
+        moving = [coarse_params or np.finfo(leaf.dtype).eps <= finest for leaf in self.td.leaves]
         s = np.empty(self.n) if all(moving) else np.zeros(self.n)  # every entry written, or left at 0
         least = np.inf
         for leaf, cells, moves in zip(self.td.leaves, params, moving):
@@ -378,7 +364,7 @@ class _Setup:
         resolution, :meth:`_record`).
 
         The gradient's rounding is first allowed as modelled; only where that
-        does not hold is its measured rounding (10 calls of grad_fn, see
+        does not hold is its measured rounding (8 or 10 calls of grad_fn, see
         :meth:`allowance`) allowed too. A comparison that holds within the
         smaller bound shows grad_fn within it, rounding and all, so the
         resolution it reaches is sound; a correct gradient whose terms round
@@ -619,14 +605,6 @@ def _cell(magnitude: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.spacing(cell, out=cell if cell.dtype == np.float64 else None).astype(np.float64, copy=False)
 
 
-# A random byte per entry to a signed count of cells: GRAD_ULPS - 1, GRAD_ULPS
-# or GRAD_ULPS + 1, either sign (256 bytes over 6 outcomes: four of them
-# come 43 times in 256, two 42 times). At 10^6 entries, a byte and a table
-# are several times faster than drawing a count and a sign as integers.
-_SIGNED_CELLS = np.array([(nm.GRAD_ULPS - 1 + b % 3) * (1 if b // 3 % 2 else -1) for b in range(256)],
-                         dtype=np.int8)
-
-
 def _ulp_steps(rng: np.random.Generator, c: _Cells, *, half: bool,
                out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Per entry of ``c.x``, a move by a random sign and numerics.GRAD_ULPS
@@ -638,28 +616,36 @@ def _ulp_steps(rng: np.random.Generator, c: _Cells, *, half: bool,
     its own dtype, and a second difference sees that rounding only where the
     moved values round unevenly, which half a cell guarantees (a whole number
     keeps each value's place in its cell). Written into ``out`` if given."""
-    signed = np.take(_SIGNED_CELLS, np.frombuffer(rng.bytes(c.x.size), dtype=np.uint8))
-    if c.edge is not None:
-        step = np.multiply(signed, c.own, out=out)
-        if c.edge.size:
-            at = c.edge
-            with np.errstate(over="ignore", invalid="ignore"):
-                moved = np.abs(step[at])
-                inexact = ~(c.magnitude[at] + moved - c.magnitude[at] == moved)
-            step[at[inexact]] = 0.0
-            signed[at[inexact]] = np.iinfo(np.int8).max  # counted as not moved
-        least = int(np.min(np.abs(signed)))
-        return step, (np.inf if least == np.iinfo(np.int8).max else float(least))
-    return _rounded_steps(c, signed, half, out)
+    # The draws are part of the error model (numerics.GRAD_PATTERNS was
+    # measured with them): a count, then a sign (1 -> +, 0 -> -), per entry.
+    counts = rng.integers(nm.GRAD_ULPS - 1, nm.GRAD_ULPS + 2, size=c.x.size)
+    sign = rng.integers(0, 2, size=c.x.size)
+    if c.edge is None:
+        return _rounded_steps(c, counts, sign, half, out)
+    least = int(np.min(counts, initial=np.iinfo(np.int64).max))
+    sign *= 2
+    sign -= 1
+    sign *= counts  # the signed count of cells
+    step = np.multiply(sign, c.own, out=out)
+    if c.edge.size:
+        at = c.edge
+        with np.errstate(over="ignore", invalid="ignore"):
+            moved = np.abs(step[at])
+            inexact = ~(c.magnitude[at] + moved - c.magnitude[at] == moved)
+        step[at[inexact]] = 0.0
+        if inexact.any():  # the fewest cells among the entries that still move
+            counts[at[inexact]] = np.iinfo(np.int64).max
+            least = int(np.min(counts))
+    return step, (np.inf if least == np.iinfo(np.int64).max else float(least))
 
 
-def _rounded_steps(c: _Cells, signed: np.ndarray, half: bool,
+def _rounded_steps(c: _Cells, counts: np.ndarray, sign: np.ndarray, half: bool,
                    out: np.ndarray | None) -> tuple[np.ndarray, float]:
     """_ulp_steps where the values are not float64 or are finer than the
     gradient: cells of the coarser dtype, counted in cells of its own, and
     exactness tested by moving the values both ways in their dtype."""
     x = c.x
-    cells = np.abs(signed).astype(np.float64)
+    cells = counts.astype(np.float64)
     if c.finer and half:
         cells += 0.5
     if c.finer:
@@ -667,7 +653,7 @@ def _rounded_steps(c: _Cells, signed: np.ndarray, half: bool,
         cells /= c.own
         np.maximum(np.round(cells, out=cells), 1.0, out=cells)
     step = np.multiply(cells, c.own, out=cells)
-    np.copysign(step, signed, out=step)
+    np.copysign(step, np.subtract(sign, 0.5), out=step)
     with np.errstate(over="ignore", invalid="ignore"):
         up, down = x + step, x - step
         if c.dtype != np.float64:
@@ -1520,7 +1506,7 @@ def _predicted_full_resolution(s: _Setup, measure: bool = True) -> float:
     truncation aside): each entry alone carries the loss's rounding over the
     step and its own gradient rounding, but no other entry's. That rounding
     is measured where it has been, or where ``measure``; else modelled (for
-    advice: 10 calls of grad_fn are not spent on a figure the message only
+    advice: 8 or 10 calls of grad_fn are not spent on a figure the message only
     quotes as "about")."""
     noise = max(s.oracle.current_noise.level, nm.C_EVAL * s.oracle.eps * abs(s.oracle.f0))
     if s.oracle.unit_scale and not (measure or s.measured_rounding):
