@@ -25,6 +25,11 @@ FULL_LIMIT = 128  # mode="auto" checks every entry up to this many parameters
 # what a few seconds of a small model's loss allow.
 AUTO_FULL_LIMIT = 1024
 MAX_NAMED = 8  # localisation names at most this many entries
+# The seeds of the moves that measure grad_fn's rounding (the second
+# differences', then the reach's): fixed, part of the error model, which was
+# measured with them (benchmarks/allowance.py checks it, and shows how far
+# other seeds fall short).
+PATTERN_SEEDS = (1, 2)
 # mode="auto" takes more probes, up to this many in all, while each one brings
 # a projection's resolution closer to the one asked for: every probe divides
 # the chance that errors in several entries cancel along all of them
@@ -243,7 +248,7 @@ class _Setup:
         like no rounding at all. The smooth change cancels; a rounding shows
         as a jump of a cell wherever the moved values round unevenly."""
         if self._worst is None:
-            rng = np.random.default_rng(1)  # fixed: part of the error model, not a draw
+            rng = np.random.default_rng(PATTERN_SEEDS[0])
             worst = np.zeros(self.n)
             up, down = np.empty(self.n), np.empty(self.n)  # every pattern's gradients, flattened into these
             for _ in range(nm.GRAD_PATTERNS):
@@ -268,7 +273,7 @@ class _Setup:
         roundings of inputs and of the intermediate values that move with
         them, whether or not a second difference happens to see them jump."""
         if self._reach is None:
-            rng = np.random.default_rng(2)
+            rng = np.random.default_rng(PATTERN_SEEDS[1])
             s, ds, cells = self._moves(rng, half=False, coarse_params=False)
             self._reach = _reach(self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0)),
                                  self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0)), cells)
