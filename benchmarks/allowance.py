@@ -5,12 +5,12 @@ Run by hand, never collected as a test::
     python benchmarks/allowance.py                  # 3,000 float32 and 1,000 float16 gradients
     python benchmarks/allowance.py --seeds 11 12    # the same, with other fixed draws for the moves
 
-Each case is a small tanh network (batch 1 to 16, 2 to 20 inputs, 2 to 8
-hidden units, mean squared error) whose targets it nearly fits, so each
-entry of the gradient is a sum of per-example terms far larger than the sum:
-its rounding is that of the terms, not of the entry. grad_fn computes in the
-params' dtype (float32 or float16); the exact gradient of the same rounded
-inputs is computed in float64. For every entry, the error of grad_fn's
+Each case is a small tanh network that nearly fits its targets
+(``families_gradient.near_fit`` in tests/), so each entry of the gradient is
+a sum of per-example terms far larger than the sum: its rounding is that of
+the terms, not of the entry. grad_fn computes in the params' dtype (float32
+or float16); the exact gradient of the same rounded inputs is computed in
+float64. For every entry, the error of grad_fn's
 gradient is compared with the allowance check_gradient measures for it
 (``_Setup.allowance``: twice the largest of the second differences along
 ``numerics.GRAD_PATTERNS`` patterns of moves and of the reach along one
@@ -24,36 +24,15 @@ false alarm where the comparison moves few entries (a full check).
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import os
+import sys
 
 import numpy as np
 
-import gradcheck.gradient as G
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-
-def case(rng: np.random.Generator, dt: type) -> tuple[Any, ...]:
-    """loss_fn, grad_fn, params, batch and the exact gradient of one network."""
-    b, d, h = int(rng.integers(1, 17)), int(rng.integers(2, 21)), int(rng.integers(2, 9))
-    x = rng.standard_normal((b, d)).astype(dt)
-    w = (rng.standard_normal((d, h)) / np.sqrt(d)).astype(dt)
-    v = (rng.standard_normal(h) / np.sqrt(h)).astype(dt)
-    fit = np.tanh(x.astype(np.float64) @ w.astype(np.float64)) @ v.astype(np.float64)
-    y = (fit + 1e-3 * rng.standard_normal(b)).astype(dt)  # nearly fitted: small residuals
-
-    def gradient(p: dict, x: np.ndarray, y: np.ndarray, work: type, out: type) -> dict:
-        wp, vp, xd, yd = p["W"].astype(work), p["v"].astype(work), x.astype(work), y.astype(work)
-        a = np.tanh(xd @ wp)
-        r = a @ vp - yd
-        return {"W": (xd.T @ ((r[:, None] * vp[None, :]) * (1 - a * a)) / work(b)).astype(out),
-                "v": (a.T @ r / work(b)).astype(out)}
-
-    def loss_fn(p: dict, x: np.ndarray, y: np.ndarray) -> float:
-        r = np.tanh(x.astype(np.float64) @ p["W"].astype(np.float64)) @ p["v"].astype(np.float64) - y
-        return float(0.5 * np.mean(r * r))
-
-    params = {"W": w, "v": v}
-    exact = gradient(params, x, y, np.float64, np.float64)
-    return loss_fn, (lambda p, x, y: gradient(p, x, y, dt, dt)), params, (x, y), exact
+import gradcheck.gradient as G  # noqa: E402
+from families_gradient import near_fit  # noqa: E402
 
 
 def measure(dt: type, cases: int) -> tuple[int, int, int, float]:
@@ -61,7 +40,7 @@ def measure(dt: type, cases: int) -> tuple[int, int, int, float]:
     bad_gradients = outside = entries = 0
     worst = 0.0
     for seed in range(cases):
-        loss_fn, grad_fn, params, batch, exact = case(np.random.default_rng(seed), dt)
+        loss_fn, grad_fn, params, batch, exact = near_fit(np.random.default_rng(seed), dt)
         s = G._Setup(loss_fn, grad_fn, params, batch)
         allowance = s.allowance()
         error = np.abs(s.g - s.td.flatten(exact))

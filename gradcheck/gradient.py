@@ -26,9 +26,9 @@ FULL_LIMIT = 128  # mode="auto" checks every entry up to this many parameters
 AUTO_FULL_LIMIT = 1024
 MAX_NAMED = 8  # localisation names at most this many entries
 # The seeds of the moves that measure grad_fn's rounding (the second
-# differences', then the reach's): fixed, part of the error model, which was
-# measured with them (benchmarks/allowance.py checks it, and shows how far
-# other seeds fall short).
+# differences', then the reach's where it has a pattern of its own): fixed,
+# part of the error model; benchmarks/allowance.py checks it with them and
+# with others.
 PATTERN_SEEDS = (1, 2)
 # mode="auto" takes more probes, up to this many in all, while each one brings
 # a projection's resolution closer to the one asked for: every probe divides
@@ -246,15 +246,22 @@ class _Setup:
         their dtype and the gradient's: a rounding that does not move with
         them (the batch cast to float32 inside grad_fn) would otherwise look
         like no rounding at all. The smooth change cancels; a rounding shows
-        as a jump of a cell wherever the moved values round unevenly."""
+        as a jump of a cell wherever the moved values round unevenly. Where
+        every input is held in the gradient's dtype, the same calls give the
+        reach (:meth:`_sensitivity`): the largest first difference per cell
+        moved over the patterns."""
         if self._worst is None:
             rng = np.random.default_rng(PATTERN_SEEDS[0])
             worst = np.zeros(self.n)
             up, down = np.empty(self.n), np.empty(self.n)  # every pattern's gradients, flattened into these
+            reach = np.zeros(self.n) if self._same_moves() else None
+            first = None if reach is None else np.empty(self.n)
             for _ in range(nm.GRAD_PATTERNS):
-                s, ds, _ = self._moves(rng, half=True, coarse_params=True)
+                s, ds, cells = self._moves(rng, half=True, coarse_params=True)
                 self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0), out=up)
                 self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0), out=down)
+                if reach is not None:
+                    np.maximum(reach, _reach(up, down, cells, out=first), out=reach)
                 second = np.add(up, down, out=up)
                 second -= self.g  # g twice, not 2 g once: the roundings the error model was measured with
                 second -= self.g
@@ -262,6 +269,8 @@ class _Setup:
                 _zero_nonfinite(second)
                 np.maximum(worst, second, out=worst)
             self._worst = worst
+            if reach is not None:
+                self._reach = reach
         return self._worst
 
     def _sensitivity(self) -> np.ndarray:
@@ -271,13 +280,28 @@ class _Setup:
         random signs: |g(+s) - g(-s)| / 2 per cell moved. A rounding is at
         most half a cell of the value it rounds, so this is the reach of the
         roundings of inputs and of the intermediate values that move with
-        them, whether or not a second difference happens to see them jump."""
+        them, whether or not a second difference happens to see them jump.
+        One pattern alone can leave it small by chance (with one example,
+        the signs of the moves can cancel in the one value that carries the
+        rounding): where every input is held in the gradient's dtype it is the
+        largest over the second differences' patterns, which move the inputs
+        by whole cells too; elsewhere, one pattern of its own."""
+        if self._reach is None and self._same_moves():
+            self._second_differences()
         if self._reach is None:
             rng = np.random.default_rng(PATTERN_SEEDS[1])
             s, ds, cells = self._moves(rng, half=False, coarse_params=False)
             self._reach = _reach(self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0)),
                                  self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0)), cells)
         return self._reach
+
+    def _same_moves(self) -> bool:
+        """Whether every input is held in the gradient's dtype: then the
+        patterns of :meth:`_second_differences` move them as
+        :meth:`_sensitivity` would (whole cells, no param left still)."""
+        params, batch = self._move_cells()
+        return all(c.dtype == self.g_dtype for c in params) and \
+            all(c is None or c.dtype == self.g_dtype for c in batch)
 
     def _move_cells(self) -> tuple[list[_Cells], list[_Cells | None]]:
         if self._cells is None:  # the same for every pattern: computed once
@@ -679,11 +703,12 @@ def _rounded_steps(c: _Cells, counts: np.ndarray, sign: np.ndarray, half: bool,
     return step, float(np.min(np.abs(step[on]) / cell))
 
 
-def _reach(up: np.ndarray, down: np.ndarray, cells: float) -> np.ndarray:
-    """|up - down| / 2 per cell moved (0 where not finite, or where nothing moved)."""
+def _reach(up: np.ndarray, down: np.ndarray, cells: float, out: np.ndarray | None = None) -> np.ndarray:
+    """|up - down| / 2 per cell moved (0 where not finite, or where nothing
+    moved), into ``out`` if given."""
     if cells == 0:
-        return np.zeros(up.size)
-    first = np.subtract(up, down)
+        return np.zeros(up.size) if out is None else np.multiply(out, 0.0, out=out)
+    first = np.subtract(up, down, out=out)
     np.abs(first, out=first)
     first /= 2 * cells
     _zero_nonfinite(first)

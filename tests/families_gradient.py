@@ -370,6 +370,36 @@ def oscillations(draw) -> Case:
 
 # ---------------------------------------------------------------- kinks
 
+def near_fit(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
+    """A tanh network (batch 1 to 16, 2 to 20 inputs, 2 to 8 hidden units,
+    mean squared error) whose targets it nearly fits, grad_fn computing in
+    ``dtype``: each entry is a sum of per-example terms far larger than the
+    sum, so its rounding is theirs. (loss_fn, grad_fn, params, batch, the
+    exact gradient of the same rounded inputs in float64); shared with
+    benchmarks/allowance.py."""
+    b, d, h = int(rng.integers(1, 17)), int(rng.integers(2, 21)), int(rng.integers(2, 9))
+    x = rng.standard_normal((b, d)).astype(dtype)
+    w = (rng.standard_normal((d, h)) / np.sqrt(d)).astype(dtype)
+    v = (rng.standard_normal(h) / np.sqrt(h)).astype(dtype)
+    fit = np.tanh(x.astype(np.float64) @ w.astype(np.float64)) @ v.astype(np.float64)
+    y = (fit + 1e-3 * rng.standard_normal(b)).astype(dtype)  # nearly fitted: small residuals
+
+    def gradient(p: dict, x: np.ndarray, y: np.ndarray, work: Any, out: Any) -> dict:
+        wp, vp, xd, yd = p["W"].astype(work), p["v"].astype(work), x.astype(work), y.astype(work)
+        a = np.tanh(xd @ wp)
+        r = a @ vp - yd
+        return {"W": (xd.T @ ((r[:, None] * vp[None, :]) * (1 - a * a)) / work(b)).astype(out),
+                "v": (a.T @ r / work(b)).astype(out)}
+
+    def loss_fn(p: dict, x: np.ndarray, y: np.ndarray) -> float:
+        r = np.tanh(x.astype(np.float64) @ p["W"].astype(np.float64)) @ p["v"].astype(np.float64) - y
+        return float(0.5 * np.mean(r * r))
+
+    params = {"W": w, "v": v}
+    exact = gradient(params, x, y, np.float64, np.float64)
+    return loss_fn, (lambda p, x, y: gradient(p, x, y, dtype, dtype)), params, (x, y), exact
+
+
 def kinked(x_smooth: np.ndarray, n_kinks: int, kind: str, offset_steps: float) -> Case:
     """relu or |.| of ``n_kinks`` entries, each ``offset_steps`` steps h
     from its kink (0: on it), beside sin of the smooth entries."""
