@@ -698,17 +698,16 @@ def _rounded_steps(c: _Cells, counts: np.ndarray, sign: np.ndarray, half: bool,
     on = step != 0
     if not np.any(on):
         return step, np.inf
-    dt = c.grad_dtype
-    cell = np.spacing(np.maximum(np.abs(x[on]), np.finfo(dt).tiny).astype(dt)).astype(np.float64)
-    return step, float(np.min(np.abs(step[on]) / cell))
+    return step, float(np.min(np.abs(step[on]) / _cell(c.magnitude[on], c.grad_dtype)))
 
 
 def _reach(up: np.ndarray, down: np.ndarray, cells: float, out: np.ndarray | None = None) -> np.ndarray:
     """|up - down| / 2 per cell moved (0 where not finite, or where nothing
     moved), into ``out`` if given."""
-    if cells == 0:
-        return np.zeros(up.size) if out is None else np.multiply(out, 0.0, out=out)
     first = np.subtract(up, down, out=out)
+    if cells == 0:
+        first.fill(0.0)
+        return first
     np.abs(first, out=first)
     first /= 2 * cells
     _zero_nonfinite(first)
