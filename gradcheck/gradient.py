@@ -113,6 +113,7 @@ class _Setup:
         self.oracle = LossOracle(self._loss64, self.x0, floor_first=True)
         self._worst: np.ndarray | None = None
         self._reach: np.ndarray | None = None
+        self._patterns_reach: np.ndarray | None = None  # the reach over _second_differences' patterns
         self._pooled: np.ndarray | None = None
         self.kinked = np.zeros(self.x0.size, dtype=bool)  # entries the loss shows on a kink
         self._cells: tuple[list[_Cells], list[_Cells | None]] | None = None
@@ -247,14 +248,14 @@ class _Setup:
         them (the batch cast to float32 inside grad_fn) would otherwise look
         like no rounding at all. The smooth change cancels; a rounding shows
         as a jump of a cell wherever the moved values round unevenly. Where
-        every input is held in the gradient's dtype, the same calls give the
+        no input is held coarser than the gradient, the same calls give a
         reach (:meth:`_sensitivity`): the largest first difference per cell
         moved over the patterns."""
         if self._worst is None:
             rng = np.random.default_rng(PATTERN_SEEDS[0])
             worst = np.zeros(self.n)
             up, down = np.empty(self.n), np.empty(self.n)  # every pattern's gradients, flattened into these
-            reach = np.zeros(self.n) if self._same_moves() else None
+            reach = np.zeros(self.n) if self._fine_moves() else None
             first = None if reach is None else np.empty(self.n)
             for _ in range(nm.GRAD_PATTERNS):
                 s, ds, cells = self._moves(rng, half=True, coarse_params=True)
@@ -269,8 +270,7 @@ class _Setup:
                 _zero_nonfinite(second)
                 np.maximum(worst, second, out=worst)
             self._worst = worst
-            if reach is not None:
-                self._reach = reach
+            self._patterns_reach = reach
         return self._worst
 
     def _sensitivity(self) -> np.ndarray:
@@ -283,25 +283,42 @@ class _Setup:
         them, whether or not a second difference happens to see them jump.
         One pattern alone can leave it small by chance (with one example,
         the signs of the moves can cancel in the one value that carries the
-        rounding): where every input is held in the gradient's dtype it is the
-        largest over the second differences' patterns, which move the inputs
-        by whole cells too; elsewhere, one pattern of its own."""
-        if self._reach is None and self._same_moves():
-            self._second_differences()
+        rounding): it is the largest over the second differences' patterns
+        too where no input is held coarser than the gradient (they move the
+        inputs by cells of the gradient's dtype, whole, or with a half where
+        the input is finer), and over those alone where every input is held
+        in the gradient's dtype (whole cells, as this pattern would move them)."""
         if self._reach is None:
-            rng = np.random.default_rng(PATTERN_SEEDS[1])
-            s, ds, cells = self._moves(rng, half=False, coarse_params=False)
-            self._reach = _reach(self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0)),
-                                 self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0)), cells)
+            self._second_differences()
+            patterns = self._patterns_reach
+            if patterns is not None and self._same_moves():
+                self._reach = patterns
+            else:
+                rng = np.random.default_rng(PATTERN_SEEDS[1])
+                s, ds, cells = self._moves(rng, half=False, coarse_params=False)
+                own = _reach(self._grad_at(self.x0 + s, _moved(self.batch, ds, 1.0)),
+                             self._grad_at(self.x0 - s, _moved(self.batch, ds, -1.0)), cells)
+                self._reach = own if patterns is None else np.maximum(own, patterns, out=own)
         return self._reach
 
     def _same_moves(self) -> bool:
         """Whether every input is held in the gradient's dtype: then the
         patterns of :meth:`_second_differences` move them as
         :meth:`_sensitivity` would (whole cells, no param left still)."""
+        return self._held(lambda dtype: dtype == self.g_dtype)
+
+    def _fine_moves(self) -> bool:
+        """Whether no input is held coarser than the gradient: then the
+        patterns of :meth:`_second_differences` move every input by cells
+        of the gradient's dtype (with a half, where it is finer), as
+        :meth:`_sensitivity` would but for the half."""
+        finest = np.finfo(self.g_dtype).eps
+        return self._held(lambda dtype: np.finfo(dtype).eps <= finest)
+
+    def _held(self, test: Callable[[np.dtype], bool]) -> bool:
+        """Whether ``test`` holds for the dtype of every input that moves."""
         params, batch = self._move_cells()
-        return all(c.dtype == self.g_dtype for c in params) and \
-            all(c is None or c.dtype == self.g_dtype for c in batch)
+        return all(test(c.dtype) for c in params) and all(c is None or test(c.dtype) for c in batch)
 
     def _move_cells(self) -> tuple[list[_Cells], list[_Cells | None]]:
         if self._cells is None:  # the same for every pattern: computed once

@@ -370,19 +370,24 @@ def oscillations(draw) -> Case:
 
 # ---------------------------------------------------------------- kinks
 
-def near_fit(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
+def near_fit(rng: np.random.Generator, dtype: Any, *, params: Any = None, batch: Any = None,
+             work: Any = None) -> tuple[Any, ...]:
     """A tanh network (batch 1 to 16, 2 to 20 inputs, 2 to 8 hidden units,
-    mean squared error) whose targets it nearly fits, grad_fn computing in
+    mean squared error) whose targets it nearly fits, grad_fn returning
     ``dtype``: each entry is a sum of per-example terms far larger than the
-    sum, so its rounding is theirs. (loss_fn, grad_fn, params, batch, the
-    exact gradient of the same rounded inputs in float64); shared with
+    sum, so its rounding is theirs. The params and the batch are held in
+    ``params`` and ``batch``, and grad_fn computes in ``work`` (each
+    ``dtype`` unless given: a model cast to float32 inside grad_fn, float16
+    weights computed in float32). (loss_fn, grad_fn, params, batch, the
+    exact gradient of the same held inputs in float64); shared with
     benchmarks/allowance.py."""
+    p_dtype, b_dtype, work = params or dtype, batch or dtype, work or dtype
     b, d, h = int(rng.integers(1, 17)), int(rng.integers(2, 21)), int(rng.integers(2, 9))
-    x = rng.standard_normal((b, d)).astype(dtype)
-    w = (rng.standard_normal((d, h)) / np.sqrt(d)).astype(dtype)
-    v = (rng.standard_normal(h) / np.sqrt(h)).astype(dtype)
+    x = rng.standard_normal((b, d)).astype(b_dtype)
+    w = (rng.standard_normal((d, h)) / np.sqrt(d)).astype(p_dtype)
+    v = (rng.standard_normal(h) / np.sqrt(h)).astype(p_dtype)
     fit = np.tanh(x.astype(np.float64) @ w.astype(np.float64)) @ v.astype(np.float64)
-    y = (fit + 1e-3 * rng.standard_normal(b)).astype(dtype)  # nearly fitted: small residuals
+    y = (fit + 1e-3 * rng.standard_normal(b)).astype(b_dtype)  # nearly fitted: small residuals
 
     def gradient(p: dict, x: np.ndarray, y: np.ndarray, work: Any, out: Any) -> dict:
         wp, vp, xd, yd = p["W"].astype(work), p["v"].astype(work), x.astype(work), y.astype(work)
@@ -395,9 +400,9 @@ def near_fit(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
         r = np.tanh(x.astype(np.float64) @ p["W"].astype(np.float64)) @ p["v"].astype(np.float64) - y
         return float(0.5 * np.mean(r * r))
 
-    params = {"W": w, "v": v}
-    exact = gradient(params, x, y, np.float64, np.float64)
-    return loss_fn, (lambda p, x, y: gradient(p, x, y, dtype, dtype)), params, (x, y), exact
+    held = {"W": w, "v": v}
+    exact = gradient(held, x, y, np.float64, np.float64)
+    return loss_fn, (lambda p, x, y: gradient(p, x, y, work, dtype)), held, (x, y), exact
 
 
 def kinked(x_smooth: np.ndarray, n_kinks: int, kind: str, offset_steps: float) -> Case:
