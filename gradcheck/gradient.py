@@ -1062,7 +1062,7 @@ def _full(s: _Setup, rng: np.random.Generator, requested: float) -> Verdict:
     v = _numbers(s, comps, requested, scope)
     if bad:
         return v.with_(message=_wrong_entries_text(s, rng, bad, {j: comps[j] for j in bad})
-                       + _undetermined_note(s, {j: comps[j] for j in odd}))
+                       + _undetermined_note(s, {j: comps[j] for j in odd}) + _narrow_values_note(s))
     if odd:
         return _undetermined(s, v, {j: comps[j] for j in odd}, [s.td.name(j) for j in odd])
     return _finish(s, v, comps, "full")
@@ -1094,6 +1094,28 @@ def _undetermined_note(s: _Setup, odd: dict[int, Comparison]) -> str:
     listed = ", ".join(s.td.name(j) for j in kinked[:MAX_NAMED])
     more = f" and {len(kinked) - MAX_NAMED} more" if len(kinked) > MAX_NAMED else ""
     return f"; not differentiable at (or within {4 * s.oracle.h:.1e} of) {listed}{more}, which are not judged"
+
+
+def _narrow_values_note(s: _Setup) -> str:
+    """Beside a failure: a float64 gradient whose every entry is a float32
+    value may have been computed in float32, and its rounding is judged here
+    as float64's (DESIGN section 4). Said only where some entries hold more
+    bits than float16 does, so that round values (0, 1, 0.5, data held in a
+    few bits) do not suggest it; worded as a test the user can run, since a
+    gradient computed in float32 can be wrong as well."""
+    if s.g_dtype != np.float64:
+        return ""
+    g = s.g[np.isfinite(s.g)]
+    with np.errstate(over="ignore"):
+        single = g.astype(np.float32)
+        if not np.array_equal(single, g):
+            return ""
+        longer = np.count_nonzero(single.astype(np.float16) != single)
+    if longer < 2:
+        return ""
+    return ("; every entry of grad_fn's float64 gradient is exactly a float32 value: if it is computed "
+            "in float32, its rounding is float32's, far beyond what a float64 gradient is allowed; "
+            "return it as float32 (its rounding is then allowed) and check again")
 
 
 def _undetermined(s: _Setup, v: Verdict, odd: dict, labels: list[str]) -> Verdict:
@@ -1246,7 +1268,7 @@ def _scaled_resolution(comps: list[Comparison]) -> float:
 
 def _projection_failure_text(s: _Setup, rng: np.random.Generator, c: Comparison, label: str,
                              hunt: "_Hunt") -> str:
-    where = _localised_text(s, rng, hunt)
+    where = _localised_text(s, rng, hunt) + _narrow_values_note(s)
     if c.outcome != FAILS:
         return ("grad_fn disagrees with finite differences of loss_fn once the entries they cannot "
                 f"judge are set aside; {where}")

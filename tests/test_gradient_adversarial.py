@@ -297,6 +297,47 @@ def test_the_allowance_covers_float64_inputs_computed_in_float32(seeds, monkeypa
     assert not v.fails, str(v)
 
 
+NARROW_NOTE = "every entry of grad_fn's float64 gradient is exactly a float32 value"
+
+
+@pytest.mark.parametrize("mode", ["projection", "full"])
+@pytest.mark.parametrize("seed", range(3))
+def test_a_float64_gradient_computed_in_float32_is_told_what_to_try(seed, mode):
+    """grad_fn computes in float32 and returns float64: its rounding is judged
+    as float64's (DESIGN section 4), and near a fit, where every entry is a
+    small difference of large terms, the float32 rounding fails the check.
+    The message says so, and what it says to do works: returned as float32,
+    the same gradient is not failed."""
+    loss_fn, grad_fn, params, batch, _ = fg.near_fit(np.random.default_rng(seed), np.float64,
+                                                     params=np.float64, batch=np.float64, work=np.float32)
+    v = gradcheck.check_gradient(loss_fn, grad_fn, params, *batch, mode=mode)
+    assert v.fails and NARROW_NOTE in str(v) and "return it as float32" in str(v), str(v)
+    loss_fn, grad_fn, params, batch, _ = fg.near_fit(np.random.default_rng(seed), np.float32,
+                                                     params=np.float64, batch=np.float64)
+    v = gradcheck.check_gradient(loss_fn, grad_fn, params, *batch, mode=mode)
+    assert not v.fails and NARROW_NOTE not in str(v), str(v)
+
+
+@pytest.mark.parametrize("mode", ["projection", "full"])
+def test_a_wrong_float64_gradient_is_not_said_to_be_float32(mode):
+    """The note needs float32 values with more bits than float16's: not a
+    float64 gradient with one entry 1 % wrong, nor a wrong one of round
+    values (data held in a few bits, a sign flipped)."""
+    loss_fn, grad_fn, params, batch, _ = fg.near_fit(np.random.default_rng(0), np.float64)
+
+    def one_wrong(p, x, y):
+        g = grad_fn(p, x, y)
+        g["W"] = g["W"].copy()
+        g["W"][0, 0] *= 1.01
+        return g
+    v = gradcheck.check_gradient(loss_fn, one_wrong, params, *batch, mode=mode)
+    assert v.fails and NARROW_NOTE not in str(v), str(v)
+    x = np.array([[1.0, -2.0, 0.5, 3.0], [2.0, 1.0, -1.0, 0.25]])
+    v = gradcheck.check_gradient(lambda w, x: float(np.sum(x @ w)), lambda w, x: -np.sum(x, axis=0),
+                                 np.array([0.3, -0.2, 0.1, 0.7]), x, mode=mode)
+    assert v.fails and NARROW_NOTE not in str(v), str(v)
+
+
 # ---------------------------------------------------------------- auto mode
 
 def test_auto_falls_back_to_full_when_only_full_reaches_the_resolution():
