@@ -1400,7 +1400,8 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison, requested:
                      > np.sum(mass[leaf.start:leaf.start + leaf.size])]
             return _Hunt(found, [], [], comps, {b[0]: comps[b] for b in whole if open_(b)}, direction)
     leaves = [(leaf.start, leaf.start + leaf.size) for leaf in s.td.leaves]
-    singles, wide = _descend(leaves, split)
+    fails = lambda b: comps[b].outcome == FAILS  # noqa: E731 (read after keep() judged b)
+    singles, wide = _descend(leaves, split, fails)
     odd = [b for b in singles + wide if comps[b].outcome == UNDETERMINED]
     kinked, unjudged = np.zeros(s.n, bool), np.zeros(s.n, bool)
     for lo, hi in odd:
@@ -1412,7 +1413,12 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison, requested:
         open_(b)
     failing = [b for b in comps if comps[b].outcome == FAILS]
     top = [b for b in failing if not any(a != b and a[0] <= b[0] and b[1] <= a[1] for a in failing)]
-    more_singles, more_wide = _descend(top, split)
+    more_singles, more_wide = _descend(top, split, fails)
+    # The blocks followed again supersede what the first search left of
+    # them: a block it stopped at (too many failing while the kinks widened
+    # every bound) may since have led to one entry, and would else still be
+    # reported as an error spread over it.
+    wide = [b for b in wide if not any(t[0] <= b[0] and b[1] <= t[1] for t in top)]
     singles, wide = list(dict.fromkeys(singles + more_singles)), list(dict.fromkeys(wide + more_wide))
     confirmed(singles + wide)
     found = sorted(lo for lo, hi in singles if comps[(lo, hi)].outcome == FAILS)
@@ -1492,23 +1498,47 @@ def _carries(part: Comparison, whole: Comparison) -> bool:
     return part.outcome == FAILS and abs(rest) <= whole.bound + part.bound
 
 
-def _descend(blocks: list[tuple[int, int]], keep: Callable[[tuple[int, int]], bool]
+def _descend(blocks: list[tuple[int, int]], keep: Callable[[tuple[int, int]], bool],
+             fails: Callable[[tuple[int, int]], bool] | None = None
              ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Halve the kept blocks until single entries remain or more than
-    MAX_NAMED are left: (single entries kept, wide blocks kept at the end)."""
+    MAX_NAMED are left: (single entries kept, wide blocks kept at the end).
+    With ``fails``, the kept blocks that fail and those kept for another
+    reason (finite differences cannot judge them: a kink) are counted apart:
+    more than MAX_NAMED failing ends the search, more than MAX_NAMED of the
+    others are left whole from then on while the failing ones are followed
+    down. Else the entries on kinks of a ReLU net (a unit at 0 for every
+    example: its whole row) filled the count, and one wrong entry elsewhere
+    was reported as an error spread over its array."""
     active = [b for b in blocks if keep(b)]
     singles: list[tuple[int, int]] = []
+    parked: list[tuple[int, int]] = []  # blocks no one can judge, left whole
     while active:
         singles += [b for b in active if b[1] - b[0] == 1]
         wide = [b for b in active if b[1] - b[0] > 1]
-        if len(singles) + len(wide) > MAX_NAMED:
-            return singles, wide
+        if fails is None:
+            if len(singles) + len(wide) > MAX_NAMED:
+                return singles, wide
+        else:
+            failing = [b for b in wide if fails(b)]
+            if sum(map(fails, singles)) + len(failing) > MAX_NAMED:
+                return singles, wide + parked
+            others = [b for b in wide if not fails(b)]
+            if len(singles) - sum(map(fails, singles)) + len(others) + len(parked) > MAX_NAMED:
+                parked += others
+                wide = failing
         active = [h for h in _halves(wide) if keep(h)]
-    return singles, []
+    return singles, parked
 
 
 def _localised_text(s: _Setup, rng: np.random.Generator, hunt: _Hunt) -> str:
     note = _undetermined_note(s, {lo: hunt.probes[(lo, hi)] for lo, hi in hunt.odd if hi - lo == 1})
+    # Blocks on kinks the search left whole (_descend: more than it names).
+    kinked = [b for b in hunt.odd if b[1] - b[0] > 1 and hunt.probes[b].why == NOT_DIFFERENTIABLE]
+    if kinked:
+        listed = ", ".join(_block_name(s, *b) for b in kinked[:MAX_NAMED])
+        more = f" and {len(kinked) - MAX_NAMED} more blocks" if len(kinked) > MAX_NAMED else ""
+        note += f"; not differentiable somewhere in {listed}{more}, which are not judged"
     if hunt.wide_failing:
         return _spread_text(s, hunt) + _leaf_hint(s, hunt.leaves, rng, scaled=True) + note
     if not hunt.failing:
