@@ -1414,11 +1414,12 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison, requested:
     failing = [b for b in comps if comps[b].outcome == FAILS]
     top = [b for b in failing if not any(a != b and a[0] <= b[0] and b[1] <= a[1] for a in failing)]
     more_singles, more_wide = _descend(top, split, fails)
-    # The blocks followed again supersede what the first search left of
-    # them: a block it stopped at (too many failing while the kinks widened
-    # every bound) may since have led to one entry, and would else still be
-    # reported as an error spread over it.
-    wide = [b for b in wide if not any(t[0] <= b[0] and b[1] <= t[1] for t in top)]
+    # A block the first search stopped at (too many failing while the kinks
+    # widened every bound) that the second followed down to an entry is
+    # superseded by it: it would else still be reported as an error spread
+    # over it. The others stand (an error spread over an array whose halves
+    # each hold is still spread over the array).
+    wide = [b for b in wide if not any(b[0] <= lo and hi <= b[1] for lo, hi in more_singles)]
     singles, wide = list(dict.fromkeys(singles + more_singles)), list(dict.fromkeys(wide + more_wide))
     confirmed(singles + wide)
     found = sorted(lo for lo, hi in singles if comps[(lo, hi)].outcome == FAILS)
