@@ -298,12 +298,10 @@ class LossOracle:
         if not np.all(np.isfinite(probe.ladder)):
             return replace(probe, value=np.nan, bound=np.inf, finite=False, smooth=False)
         measured = self.current_noise
-        d = [(p - m) / (2 * k * h) for p, m, k in zip(plus, minus, (1, 2, 4))]
-        r2 = (64 * d[0] - 20 * d[1] + d[2]) / 45  # twice extrapolated: O(h^6) where f is smooth
+        d, r2, second = _ladder_terms(probe.ladder, h)
         modelled = nm.C_EVAL * self.eps * (float(np.max(np.abs(probe.ladder))) + probe.claimed_abs)
         noise = max(modelled, measured.level)
         rounding = nm.RICHARDSON_ROUNDING * noise / h
-        second = [p + m - 2 * f0 for p, m in zip(plus, minus)]
         # A loss that does not change at all, here nor far along the noise
         # direction (Noise.flat), may be constant or rounded to a grid that hides
         # every change: its flat ladder says nothing about the slope.
@@ -314,6 +312,24 @@ class LossOracle:
                        smooth=_is_smooth(second, d, h, max(modelled, measured.rounding)),
                        resolved=measured.resolved and measured.finite and not (flat and measured.flat),
                        flat=flat)
+
+
+def _ladder_terms(ladder: tuple[float, ...], h: float) -> tuple[list[float], float, list[float]]:
+    """A ladder's central differences D(kh), their extrapolation r2, and its
+    second differences s(k) = f(+kh) + f(-kh) - 2 f0, k = 1, 2, 4."""
+    f0, *rest = ladder
+    plus, minus = rest[:3], rest[3:]
+    d = [(p - m) / (2 * k * h) for p, m, k in zip(plus, minus, (1, 2, 4))]
+    r2 = (64 * d[0] - 20 * d[1] + d[2]) / 45  # twice extrapolated: O(h^6) where f is smooth
+    return d, r2, [p + m - 2 * f0 for p, m in zip(plus, minus)]
+
+
+def truncation(probe: Probe, h: float) -> float:
+    """The part of a finite ladder's bound that is its own truncation, not
+    rounding (``h``: the oracle's step, unless the probe has its own)."""
+    h = probe.step or h
+    d, r2, second = _ladder_terms(probe.ladder, h)
+    return _truncation(d, second, r2, h)
 
 
 # The standard deviations, in units of that of one value's noise, of the two
