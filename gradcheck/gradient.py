@@ -1417,8 +1417,7 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison, requested:
                      > np.sum(mass[leaf.start:leaf.start + leaf.size])]
             return _Hunt(found, [], [], comps, {b[0]: comps[b] for b in whole if open_(b)}, direction)
     leaves = [(leaf.start, leaf.start + leaf.size) for leaf in s.td.leaves]
-    fails = lambda b: comps[b].outcome == FAILS  # noqa: E731 (read after keep() judged b)
-    singles, wide = _descend(leaves, split, fails)
+    singles, wide = _descend(leaves, split, comps)
     odd = [b for b in singles + wide if comps[b].outcome == UNDETERMINED]
     kinked, unjudged = np.zeros(s.n, bool), np.zeros(s.n, bool)
     for lo, hi in odd:
@@ -1430,7 +1429,7 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison, requested:
         open_(b)
     failing = [b for b in comps if comps[b].outcome == FAILS]
     top = [b for b in failing if not any(a != b and a[0] <= b[0] and b[1] <= a[1] for a in failing)]
-    more_singles, more_wide = _descend(top, split, fails)
+    more_singles, more_wide = _descend(top, split, comps)
     # A block the first search stopped at (too many failing while the kinks
     # widened every bound) that the second followed down to an entry is
     # superseded by it: it would else still be reported as an error spread
@@ -1474,7 +1473,7 @@ def _locate(s: _Setup, direction: np.ndarray, first: Comparison, open_: Callable
         return None
     if not open_(b) or not _carries(comps[b], first):
         return None
-    return ([b], []) if b[1] - b[0] == 1 else _descend([b], open_)
+    return ([b], []) if b[1] - b[0] == 1 else _descend([b], open_, comps)
 
 
 def _ramp_target(s: _Setup, direction: np.ndarray, b: tuple[int, int], c: Comparison
@@ -1517,34 +1516,33 @@ def _carries(part: Comparison, whole: Comparison) -> bool:
 
 
 def _descend(blocks: list[tuple[int, int]], keep: Callable[[tuple[int, int]], bool],
-             fails: Callable[[tuple[int, int]], bool] | None = None
+             comps: dict[tuple[int, int], Comparison]
              ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Halve the kept blocks until single entries remain or more than
     MAX_NAMED are left: (single entries kept, wide blocks kept at the end).
-    With ``fails``, the kept blocks that fail and those kept for another
-    reason (finite differences cannot judge them: a kink) are counted apart:
+    The kept blocks that fail (in ``comps``, which ``keep`` fills) and those
+    kept for another reason (finite differences cannot judge them: a kink) are counted apart:
     more than MAX_NAMED failing ends the search, more than MAX_NAMED of the
     others are left whole from then on while the failing ones are followed
     down. Else the entries on kinks of a ReLU net (a unit at 0 for every
     example: its whole row) filled the count, and one wrong entry elsewhere
     was reported as an error spread over its array."""
+    def fails(b: tuple[int, int]) -> bool:
+        return comps[b].outcome == FAILS
+
     active = [b for b in blocks if keep(b)]
     singles: list[tuple[int, int]] = []
     parked: list[tuple[int, int]] = []  # blocks no one can judge, left whole
     while active:
         singles += [b for b in active if b[1] - b[0] == 1]
         wide = [b for b in active if b[1] - b[0] > 1]
-        if fails is None:
-            if len(singles) + len(wide) > MAX_NAMED:
-                return singles, wide
-        else:
-            failing = [b for b in wide if fails(b)]
-            if sum(map(fails, singles)) + len(failing) > MAX_NAMED:
-                return singles, wide + parked
-            others = [b for b in wide if not fails(b)]
-            if len(singles) - sum(map(fails, singles)) + len(others) + len(parked) > MAX_NAMED:
-                parked += others
-                wide = failing
+        failing = [b for b in wide if fails(b)]
+        if sum(map(fails, singles)) + len(failing) > MAX_NAMED:
+            return singles, wide + parked
+        others = [b for b in wide if not fails(b)]
+        if len(singles) - sum(map(fails, singles)) + len(others) + len(parked) > MAX_NAMED:
+            parked += others
+            wide = failing
         active = [h for h in _halves(wide) if keep(h)]
     return singles, parked
 

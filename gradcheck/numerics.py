@@ -136,14 +136,16 @@ SECOND_STEP = (5 ** 0.5 - 1) / 2
 # first difference per cell moved, the reach of a one-cell error in every
 # input, which a rounding (half a cell) stays under even where no jump shows
 # (one rounding that dominates jumps unevenly in only a third of the
-# patterns). The reach is the largest over those patterns where every input
-# is held in the gradient's dtype (they move by whole cells then), else read
-# along one more pattern of its own: one pattern alone can cancel by chance
-# in the one value that carries the rounding (one example near a fit: with
-# other seeds than these, an allowance 168 times too small; with the largest
-# over four, none outside for any of six pairs of seeds, worst 0.65 of the
-# allowance over 3,000 float32 and 1,000 float16 gradients near a minimum,
-# benchmarks/allowance.py). A few cells
+# patterns). The reach is the largest over those patterns wherever no input is
+# held coarser than the gradient, and also along one more pattern of its own
+# where some input is held in another dtype (params coarser than the gradient
+# stay still there): one pattern alone can cancel by chance in the one value
+# that carries the rounding (one example near a fit: with other seeds than
+# these, an allowance 168 times too small; float64 inputs computed in float32,
+# 1.51 times). With the largest over the patterns, none outside under any pair
+# of seeds tried (six for 3,000 float32 and 1,000 float16 gradients near a
+# minimum, seven for 5,000 of mixed dtypes), worst 0.65 of the allowance
+# (benchmarks/allowance.py). A few cells
 # move every intermediate value by more than its own rounding, so each call
 # rounds anew; four patterns give a one-entry leaf, which has no neighbours to
 # pool with, four samples. Each entry is held to twice what was seen.
