@@ -9,13 +9,14 @@ Each case is ``families_gradient.kinked``: 1 to 4 entries of relu or |.| at
 their kink or 1.5 h from it, beside 1 to 4 entries of sin, one of which is
 planted wrong by 5 % to 200 % (``families_gradient.planted``), drawn from
 ``numpy.random.default_rng(1000 + case)``. ``check_gradient`` runs on each
-with ``seed=0 .. seeds-1``: the seed draws the probes' weights, and so the
-direction the loss's noise is measured along. DESIGN section 4 asks that
-kinks do not hide failures: the verdict must fail, name the planted entry,
-and (for kinks at 0) say the entries on a kink are not differentiable, as
-``test_a_kink_does_not_hide_a_wrong_entry`` asserts for seed 0. A row counts
-the verdicts that do not, by seed; never one that holds, which would be a
-silent pass, and is counted apart.
+with ``seed=0 .. seeds-1``: the seed draws the probes' weights, and so which
+blocks the search meets (the loss's noise is measured along a direction of
+its own, the same under every seed). DESIGN section 4 asks that kinks do not
+hide failures: the verdict must fail, name the planted entry, and (for kinks
+at 0) say the entries on a kink are not differentiable, as
+``test_a_kink_does_not_hide_a_wrong_entry`` asserts for seed 0. A row counts,
+by seed, the verdicts that do not; those among them that hold (silent
+passes) are counted apart.
 """
 
 from __future__ import annotations
