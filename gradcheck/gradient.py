@@ -989,6 +989,13 @@ def _limit_text(s: _Setup) -> str:
     if c.grad_rounding >= c.probe.bound:
         return (f"what limits it is grad_fn's own rounding in {s.g_dtype.name}: the error model allows each "
                 f"entry a few ulps of its size, and a comparison adds those of every entry it moves")
+    if _structured(s):
+        noise = s.oracle.current_noise
+        return (f"what limits it is the loss's shape within {4 * s.oracle.h:.1e} of params: a smooth fit "
+                f"there leaves {noise.level / nm.NOISE_SAFETY:.1e}, while its values within "
+                f"{s.oracle.h / 8:.1e} round by {noise.rounding / nm.NOISE_SAFETY:.1e}, so finite "
+                f"differences cross kinks or seams of the loss there, or it changes faster than the "
+                f"step {s.oracle.h:.1e} can follow")
     if _cancelling(s):
         return (f"what limits it is the loss's rounding noise, measured at {s.oracle.current_noise.level:.1e}: far "
                 f"more than a value of {abs(s.oracle.f0):.3e} carries, so the loss is a small difference of "
@@ -1017,9 +1024,17 @@ def _limiting(s: _Setup) -> Comparison | None:
 
 
 def _cancelling(s: _Setup) -> bool:
-    """The measured loss noise is far above what the loss's own values carry."""
+    """The loss's measured rounding is far above what its own values carry."""
     noise = s.oracle.current_noise  # the floor, unless some ladder called for a measurement
-    return noise.level > 4 * nm.C_EVAL * s.oracle.eps * max(abs(s.oracle.f0), noise.size)
+    return noise.rounding > 4 * nm.C_EVAL * s.oracle.eps * max(abs(s.oracle.f0), noise.size)
+
+
+def _structured(s: _Setup) -> bool:
+    """The measured noise is the wide range's shape, not the loss's rounding
+    (numerics.STRUCTURE_RATIO): kinks or seams crossed, or a loss that
+    changes faster than the step."""
+    noise = s.oracle.current_noise
+    return s.oracle.measured and noise.level > nm.STRUCTURE_RATIO * noise.rounding
 
 
 def _advice(s: _Setup, v: Verdict, mode: str) -> str:
@@ -1201,7 +1216,8 @@ def _projection(s: _Setup, probes: int, rng: np.random.Generator, requested: flo
     return v
 
 
-def _projected(s: _Setup, probes: int, rng: np.random.Generator, requested: float, most: int) -> Verdict:
+def _projected(s: _Setup, probes: int, rng: np.random.Generator, requested: float, most: int, *,
+               again: bool = True) -> Verdict:
     directions: list[np.ndarray] = []
     comps: list[Comparison] = []
     while len(comps) < max(probes, most):
@@ -1217,12 +1233,29 @@ def _projected(s: _Setup, probes: int, rng: np.random.Generator, requested: floa
     everything = np.ones(s.n, bool)
     failed = [k for k, c in enumerate(comps) if c.outcome == FAILS]
     odd = [k for k, c in enumerate(comps) if c.outcome == UNDETERMINED]
-    if not failed and not odd:
+    limited = [k for k in odd if comps[k].why == PRECISION_LIMITED]
+    if not failed and (limited or not odd):
         v = _numbers(s, comps, requested, everything)
-        return _finish(s, v.with_(resolution=max(v.resolution, _scaled_resolution(comps))), comps, "projection")
-    if not failed and any(comps[k].why == PRECISION_LIMITED for k in odd):
-        v = _numbers(s, comps, requested, everything)
-        return _undetermined(s, v, {k: comps[k] for k in odd}, [labels[k] for k in odd])
+        if not odd:
+            v = v.with_(resolution=max(v.resolution, _scaled_resolution(comps)))
+        if (odd or v.resolution > requested) and _structured(s):
+            # What widens every bound is no rounding but kinks the probes
+            # cross (benchmarks/kinks.py: four, 1.5 h away, made the noise
+            # 4e-6 against a rounding of 5e-17, and hid a wrong entry): the
+            # search finds the entries whose own ladders cross them, the
+            # noise is measured again without them, and the blocks are
+            # judged again under it; where none fails, the check starts again
+            # under that noise, whose probes see the kinks as kinks.
+            k = limited[0] if limited else min(range(len(comps)), key=lambda i: comps[i].bound)
+            hunt = _narrow(s, directions[k], comps[k], rng, requested)
+            if hunt.failing or hunt.wide_failing:
+                return _hunt_failure(s, rng, comps, k, labels, hunt, requested)
+            if again and not _structured(s):
+                s.reset()
+                return _projected(s, probes, rng, requested, most, again=False)
+        if odd:
+            return _undetermined(s, v, {k: comps[k] for k in odd}, [labels[k] for k in odd])
+        return _finish(s, v, comps, "projection")
     # A failure, or a probe that crossed a kink or a non-finite value: narrow
     # it down to entries, so the wrong ones are named and a definite error
     # is still found beside what finite differences cannot judge.
@@ -1242,15 +1275,27 @@ def _projected(s: _Setup, probes: int, rng: np.random.Generator, requested: floa
     fails = bool(hunt.failing or hunt.wide_failing or (failed and not hunt.odd))
     if failed and not fails:
         s.forget(comps[k], directions[k])  # put down to what cannot be judged: no agreement either
-    v = _numbers(s, comps, requested, scope)
     if fails:
-        c = comps[k] if failed else max((c for c in hunt.probes.values() if c.outcome == FAILS), key=_excess)
-        return v.with_(outcome=FAILS, error=c.error, tolerance=c.bound,
-                       message=_projection_failure_text(s, rng, comps[k], labels[k], hunt))
+        return _hunt_failure(s, rng, comps, k, labels, hunt, requested)
+    v = _numbers(s, comps, requested, scope)
     odd_comps = {lo: hunt.probes[(lo, hi)] for lo, hi in hunt.odd}
     if not odd_comps:
         return _undetermined(s, v, {k: comps[k] for k in odd}, [labels[k] for k in odd])
     return _undetermined(s, v, odd_comps, [_block_name(s, lo, hi) for lo, hi in hunt.odd])
+
+
+def _hunt_failure(s: _Setup, rng: np.random.Generator, comps: list[Comparison], k: int, labels: list[str],
+                  hunt: "_Hunt", requested: float) -> Verdict:
+    """The verdict where probe ``k`` fails, or narrowing it down (``hunt``)
+    found entries or blocks that do."""
+    scope = np.ones(s.n, bool)
+    for lo, hi in hunt.odd:
+        scope[lo:hi] = False
+    v = _numbers(s, comps, requested, scope)
+    c = comps[k] if comps[k].outcome == FAILS else \
+        max((c for c in hunt.probes.values() if c.outcome == FAILS), key=_excess)
+    return v.with_(outcome=FAILS, error=c.error, tolerance=c.bound,
+                   message=_projection_failure_text(s, rng, comps[k], labels[k], hunt))
 
 
 def _scaled_resolution(comps: list[Comparison]) -> float:

@@ -99,6 +99,15 @@ QUIET_LADDERS = 4
 # in the range leaves nothing (a hinge is in the fit's basis).
 UNRESOLVED_FRACTION = 0.1
 
+# The measured noise is structure, not rounding, where the wide range's fit
+# leaves more than this many times what the values round by (the narrow fit's
+# residual, or half their grid): several kinks or seams along the one
+# direction, which the fit's one hinge cannot follow, or a loss that changes
+# faster than the step. On rounding alone the ratio stayed below 13 (20,000
+# draws of Gaussian, uniform and real cancellation noise, the oracle's own
+# fits); kinks 1.5 h away made it 10^10 (benchmarks/kinks.py, cases 32, 40).
+STRUCTURE_RATIO = 100.0
+
 # A kink is where the one-sided slopes' gap does not shrink with the step
 # (oracle._is_kink): each of the gaps at steps h, 2h, 4h must exceed this
 # fraction of the next. A smooth function's gaps halve (0.5). A C^1 function
