@@ -116,6 +116,7 @@ class _Setup:
         self._patterns_reach: np.ndarray | None = None  # the reach over _second_differences' patterns
         self._pooled: np.ndarray | None = None
         self.kinked = np.zeros(self.x0.size, dtype=bool)  # entries the loss shows on a kink
+        self.crossing: set[int] = set()  # entries whose own ladder holds only within a kink's truncation
         self._cells: tuple[list[_Cells], list[_Cells | None]] | None = None
         self._gx_cache: np.ndarray | None = None
         self._gx_total = 0.0
@@ -996,12 +997,26 @@ def _limit_text(s: _Setup) -> str:
                 f"{s.oracle.h / 8:.1e} round by {noise.rounding / nm.NOISE_SAFETY:.1e}, so finite "
                 f"differences cross kinks or seams of the loss there, or it changes faster than the "
                 f"step {s.oracle.h:.1e} can follow")
+    if _truncated(s, c):
+        named = sorted(s.crossing)
+        listed = ", ".join(s.td.name(j) for j in named[:MAX_NAMED])
+        more = f" and {len(named) - MAX_NAMED} more" if len(named) > MAX_NAMED else ""
+        return (f"what limits it is the loss's shape within {4 * s.oracle.h:.1e} of params, not its rounding: "
+                f"finite differences at steps {s.oracle.h:.1e}, twice and four times that differ by more "
+                f"than rounding explains (kinks or seams of the loss near params, or a loss that changes "
+                f"faster than the step can follow)"
+                + (f"; the entries whose own steps cross one: {listed}{more}" if named else ""))
     if _cancelling(s):
         return (f"what limits it is the loss's rounding noise, measured at {s.oracle.current_noise.level:.1e}: far "
                 f"more than a value of {abs(s.oracle.f0):.3e} carries, so the loss is a small difference of "
                 f"large terms, and finite differences with step {s.oracle.h:.1e} divide that noise by the step")
     return (f"what limits it is the rounding of the loss in {s.oracle.precision.name}, divided by the "
             f"step {s.oracle.h:.1e} of finite differences")
+
+
+def _truncated(s: _Setup, c: Comparison | None) -> bool:
+    """Comparison ``c``'s bound is mostly its ladder's truncation, not rounding."""
+    return c is not None and 2 * truncation(c.probe, s.oracle.h) > c.probe.bound
 
 
 def _limiting(s: _Setup) -> Comparison | None:
@@ -1030,11 +1045,18 @@ def _cancelling(s: _Setup) -> bool:
 
 
 def _structured(s: _Setup) -> bool:
-    """The measured noise is the wide range's shape, not the loss's rounding
-    (numerics.STRUCTURE_RATIO): kinks or seams crossed, or a loss that
-    changes faster than the step."""
+    """The wide range of the noise's measurement showed the loss's shape, far
+    beyond its rounding (numerics.STRUCTURE_RATIO): kinks or seams crossed,
+    or a loss that changes faster than the step."""
     noise = s.oracle.current_noise
-    return s.oracle.measured and noise.level > nm.STRUCTURE_RATIO * noise.rounding
+    return s.oracle.measured and noise.shape > nm.STRUCTURE_RATIO * noise.rounding
+
+
+def _shape_limited(s: _Setup, comps: list[Comparison]) -> bool:
+    """The best of the probes' bounds is mostly its ladder's truncation: the
+    loss's shape within the ladder's range (kinks it crosses), which blocks of
+    fewer entries may not cross."""
+    return _truncated(s, min(comps, key=lambda c: c.bound))
 
 
 def _advice(s: _Setup, v: Verdict, mode: str) -> str:
@@ -1046,7 +1068,11 @@ def _advice(s: _Setup, v: Verdict, mode: str) -> str:
     if s.g_dtype != np.float64:
         tips.append(f"compute the gradient in float64 (it returns {s.g_dtype.name})")
     full = _predicted_full_resolution(s, measure=False) if mode == "projection" else np.inf
-    if full < v.resolution / 2:
+    if mode == "projection" and _truncated(s, _limiting(s)):
+        # The prediction counts rounding alone: it cannot say how far the shape reaches.
+        tips.append(f"mode='full' ({6 * s.n:,} loss evaluations: each entry is judged alone, so the kinks "
+                    f"one entry's steps cross do not widen the bounds of the others)")
+    elif full < v.resolution / 2:
         tips.append(f"mode='full' (about {full:.0e} with {6 * s.n:,} loss evaluations: a projection sees "
                     f"each entry only through its weight in a sum over all of them)")
     if np.isfinite(v.resolution) and v.resolution < 0.5:
@@ -1216,8 +1242,7 @@ def _projection(s: _Setup, probes: int, rng: np.random.Generator, requested: flo
     return v
 
 
-def _projected(s: _Setup, probes: int, rng: np.random.Generator, requested: float, most: int, *,
-               again: bool = True) -> Verdict:
+def _projected(s: _Setup, probes: int, rng: np.random.Generator, requested: float, most: int) -> Verdict:
     directions: list[np.ndarray] = []
     comps: list[Comparison] = []
     while len(comps) < max(probes, most):
@@ -1234,32 +1259,24 @@ def _projected(s: _Setup, probes: int, rng: np.random.Generator, requested: floa
     failed = [k for k, c in enumerate(comps) if c.outcome == FAILS]
     odd = [k for k, c in enumerate(comps) if c.outcome == UNDETERMINED]
     limited = [k for k in odd if comps[k].why == PRECISION_LIMITED]
-    if not failed and (limited or not odd):
+    if failed or (odd and not limited):
+        # A failure, or a probe that crossed a kink or a non-finite value:
+        # narrowed down to entries, so the wrong ones are named and a definite
+        # error is still found beside what finite differences cannot judge.
+        k = failed[0] if failed else odd[0]
+    else:
         v = _numbers(s, comps, requested, everything)
         if not odd:
             v = v.with_(resolution=max(v.resolution, _scaled_resolution(comps)))
-        if (odd or v.resolution > requested) and _structured(s):
-            # What widens every bound is no rounding but kinks the probes
-            # cross (benchmarks/kinks.py: four, 1.5 h away, made the noise
-            # 4e-6 against a rounding of 5e-17, and hid a wrong entry): the
-            # search finds the entries whose own ladders cross them, the
-            # noise is measured again without them, and the blocks are
-            # judged again under it; where none fails, the check starts again
-            # under that noise, whose probes see the kinks as kinks.
-            k = limited[0] if limited else min(range(len(comps)), key=lambda i: comps[i].bound)
-            hunt = _narrow(s, directions[k], comps[k], rng, requested)
-            if hunt.failing or hunt.wide_failing:
-                return _hunt_failure(s, rng, comps, k, labels, hunt, requested)
-            if again and not _structured(s):
-                s.reset()
-                return _projected(s, probes, rng, requested, most, again=False)
-        if odd:
-            return _undetermined(s, v, {k: comps[k] for k in odd}, [labels[k] for k in odd])
-        return _finish(s, v, comps, "projection")
-    # A failure, or a probe that crossed a kink or a non-finite value: narrow
-    # it down to entries, so the wrong ones are named and a definite error
-    # is still found beside what finite differences cannot judge.
-    k = failed[0] if failed else odd[0]
+        if not ((odd or v.resolution > requested) and (_structured(s) or _shape_limited(s, comps))):
+            if odd:
+                return _undetermined(s, v, {k: comps[k] for k in odd}, [labels[k] for k in odd])
+            return _finish(s, v, comps, "projection")
+        # Short of the resolution asked for, but for the loss's shape, not its
+        # rounding: kinks the probes cross (benchmarks/kinks.py: four, 1.5 h
+        # away, hid a wrong entry under every probe's bound). Blocks of fewer
+        # entries cross fewer: narrowed down, they may show a wrong entry.
+        k = limited[0] if limited else min(range(len(comps)), key=lambda i: comps[i].bound)
     hunt = _narrow(s, directions[k], comps[k], rng, requested)
     scope = everything.copy()
     for lo, hi in hunt.odd:
@@ -1278,10 +1295,12 @@ def _projected(s: _Setup, probes: int, rng: np.random.Generator, requested: floa
     if fails:
         return _hunt_failure(s, rng, comps, k, labels, hunt, requested)
     v = _numbers(s, comps, requested, scope)
-    odd_comps = {lo: hunt.probes[(lo, hi)] for lo, hi in hunt.odd}
-    if not odd_comps:
+    if hunt.odd:
+        return _undetermined(s, v, {lo: hunt.probes[(lo, hi)] for lo, hi in hunt.odd},
+                             [_block_name(s, lo, hi) for lo, hi in hunt.odd])
+    if odd:
         return _undetermined(s, v, {k: comps[k] for k in odd}, [labels[k] for k in odd])
-    return _undetermined(s, v, odd_comps, [_block_name(s, lo, hi) for lo, hi in hunt.odd])
+    return _finish(s, v.with_(resolution=max(v.resolution, _scaled_resolution(comps))), comps, "projection")
 
 
 def _hunt_failure(s: _Setup, rng: np.random.Generator, comps: list[Comparison], k: int, labels: list[str],
@@ -1469,7 +1488,9 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison, requested:
         unjudged[lo:hi] = True
         kinked[lo] = hi - lo == 1 and comps[(lo, hi)].probe.kink
     s.mark_kinked(kinked)
-    s.oracle.avoid(unjudged | _crossing(s, comps, direction, requested))
+    crossing = _crossing(s, comps, direction, requested)
+    s.crossing.update(np.flatnonzero(crossing).tolist())
+    s.oracle.avoid(unjudged | crossing)
     for b in list(probes):
         open_(b)
     failing = [b for b in comps if comps[b].outcome == FAILS]
@@ -1635,7 +1656,7 @@ def _leaf_hint(s: _Setup, comps: dict[int, Comparison], rng: np.random.Generator
         (r1, t1), (r2, t2) = ratios
         if abs(r1 - r2) > t1 + t2:
             continue  # not one factor for the whole array
-        if abs(r1 + 1) <= t1:
+        if abs(r1 + 1) <= t1 and r1 + t1 < 0:  # -1, and surely of the other sign
             notes.append(f"params{leaf.path} has the wrong sign (grad_fn = -1 × finite differences)")
         elif scaled and abs(r1 - 1) > t1:
             notes.append(f"params{leaf.path} looks scaled by {r1:.9g}")

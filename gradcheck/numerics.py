@@ -99,13 +99,15 @@ QUIET_LADDERS = 4
 # in the range leaves nothing (a hinge is in the fit's basis).
 UNRESOLVED_FRACTION = 0.1
 
-# The measured noise is structure, not rounding, where the wide range's fit
-# leaves more than this many times what the values round by (the narrow fit's
-# residual, or half their grid): several kinks or seams along the one
-# direction, which the fit's one hinge cannot follow, or a loss that changes
-# faster than the step. On rounding alone the ratio stayed below 13 (20,000
-# draws of Gaussian, uniform and real cancellation noise, the oracle's own
-# fits); kinks 1.5 h away made it 10^10 (benchmarks/kinks.py, cases 32, 40).
+# The wide range's residual is the loss's shape, not its rounding, where it
+# is more than this many times what the values round by (the narrow fit's
+# residual, or half their grid) and the fit still follows the loss (resolved):
+# several kinks or seams along the one direction, which the fit's one hinge
+# cannot follow. It is then left out of the noise every ladder is held to
+# (each ladder's own truncation bounds the shape it crosses). On rounding
+# alone the ratio stayed below 13 (20,000 draws of Gaussian, uniform and real
+# cancellation noise, the oracle's own fits); kinks 1.5 h away made it 10^10
+# (benchmarks/kinks.py, cases 32 and 40), and every bound 10^6 times too wide.
 STRUCTURE_RATIO = 100.0
 
 # A kink is where the one-sided slopes' gap does not shrink with the step

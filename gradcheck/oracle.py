@@ -51,6 +51,8 @@ class Noise:
     ``level`` bounds the error of one loss value (the bound's rounding term);
     ``rounding`` is the part that is rounding alone, without structure of the
     function on the scale of the step (what the convergence test is held to);
+    ``level`` is larger only where the wide range's residual (``shape``) is
+    not far beyond it, and so may be rounding the narrow range did not show;
     ``resolved`` is False when the values over the ladder's range look like
     noise: the step cannot see how the loss changes there.
     """
@@ -62,6 +64,7 @@ class Noise:
     flat: bool = False  # not one value differs from f0, even 4 h * NOISE_WIDENING^2 away
     spread: float = 0.0  # max - min of the loss over the ladder's range along the measured direction
     size: float = 0.0  # the largest |loss| seen there
+    shape: float = 0.0  # the wide fit's largest residual, doubled: rounding, or kinks crossed
 
 
 # The noise a probe is assessed under before any is measured: nothing beyond
@@ -251,9 +254,18 @@ class LossOracle:
         if spread > 0 and r_wide > nm.UNRESOLVED_FRACTION * spread:
             resolved = False
         grid = _grid(grid_values - self.f0) / 2  # round to nearest: half a cell
-        level = nm.NOISE_SAFETY * max(r_wide, r_narrow, grid)
         rounding = nm.NOISE_SAFETY * max(r_narrow, grid)
-        return Noise(level, rounding, resolved, flat=flat, spread=spread, size=float(np.max(np.abs(wide))))
+        shape = nm.NOISE_SAFETY * r_wide
+        # A wide residual far beyond the rounding, where the wide fit still
+        # follows the loss (resolved), is the loss's shape along u (kinks it
+        # crosses), not noise of its values: each ladder's own truncation
+        # bounds the shape it sees, and the rounding is all that every ladder
+        # carries (see numerics.STRUCTURE_RATIO). Where the fit cannot follow
+        # it (an oscillation faster than the step), the residual stays noise.
+        structure = resolved and shape > nm.STRUCTURE_RATIO * rounding
+        level = rounding if structure else max(shape, rounding)
+        return Noise(level, rounding, resolved, flat=flat, spread=spread, size=float(np.max(np.abs(wide))),
+                     shape=shape)
 
     def _widen(self, u: np.ndarray) -> tuple[bool, np.ndarray]:
         t = np.array(nm.NOISE_WIDE)

@@ -302,9 +302,26 @@ def test_four_kinks_near_the_point_are_not_called_rounding(kind, seed):
     wrong, _ = fg.planted(right, rel, j)
     v = _check(wrong, "projection", seed=seed)
     assert v.fails and f"params[{j}] (grad_fn" in str(v), str(v)
+    assert "wrong sign" not in str(v), str(v)  # a ratio of -1 within a tolerance that admits +1
     v = _check(right, "projection", seed=seed)
     assert v.reason == "not differentiable here" and "not differentiable near here" in str(v), str(v)
     assert "large terms" not in str(v), str(v)
+
+
+def test_kinks_that_limit_the_resolution_are_not_called_rounding():
+    """Two relu 1.5 h from their kinks beside four sin entries, the right
+    gradient (benchmarks/kinks.py, case 42, seed 7): every probe held, within
+    a truncation of 0.58 from the kinks it crossed, and the search found no
+    entry on a kink. The verdict is precision-limited, and says the loss's
+    shape limits it, naming the entries whose steps cross a kink; it once
+    blamed "the rounding of the loss in float64", and offered mode='full'
+    with a resolution predicted from rounding alone."""
+    x = np.array([-0.5111653646389147, 0.3040146493678133, 0.9883675691358782, -1.261570594730136])
+    v = _check(fg.kinked(x, 2, "relu", 1.5), "projection", seed=7)
+    text = str(v)
+    assert v.reason == "precision-limited", text
+    assert "the loss's shape" in text and "params[0], params[1]" in text, text
+    assert "rounding of the loss" not in text and "(about" not in text, text
 
 
 def _relu_net_at_a_kink(rng: np.random.Generator, d: int = 12, h: int = 16, o: int = 4, B: int = 8):
