@@ -1015,8 +1015,9 @@ def _limit_text(s: _Setup) -> str:
 
 
 def _truncated(s: _Setup, c: Comparison | None) -> bool:
-    """Comparison ``c``'s bound is mostly its ladder's truncation, not rounding."""
-    return c is not None and 2 * truncation(c.probe, s.oracle.h) > c.probe.bound
+    """Comparison ``c``'s bound is mostly its ladder's truncation, not the
+    rounding of the loss or of grad_fn."""
+    return c is not None and 2 * truncation(c.probe, s.oracle.h) > c.bound
 
 
 def _limiting(s: _Setup) -> Comparison | None:

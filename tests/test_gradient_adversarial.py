@@ -324,6 +324,21 @@ def test_kinks_that_limit_the_resolution_are_not_called_rounding():
     assert "rounding of the loss" not in text and "(about" not in text, text
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_projection_limited_by_the_gradients_rounding_is_not_narrowed(seed, monkeypatch):
+    """A float32 gradient near a fit: its rounding limits the projection, and
+    the probes' own ladders are mostly truncation, the loss in float64 rounding
+    far less. Only a bound that is mostly truncation, grad_fn's rounding and
+    all, sends the search after kinks: it once ran on every such gradient
+    (peers.py, float32 at 10^6: 134 evaluations where 26 do)."""
+    loss_fn, grad_fn, params, batch, _ = fg.near_fit(np.random.default_rng(seed), np.float32)
+    narrowed = []
+    monkeypatch.setattr(gradient, "_narrow", lambda *args: narrowed.append(args))
+    v = gradcheck.check_gradient(loss_fn, grad_fn, params, *batch, mode="projection")
+    assert v.reason == "precision-limited" and "grad_fn's own rounding" in str(v), str(v)
+    assert not narrowed
+
+
 def _relu_net_at_a_kink(rng: np.random.Generator, d: int = 12, h: int = 16, o: int = 4, B: int = 8):
     """A ReLU net whose hidden unit 0 sits exactly at its kink for every
     example (its weights and bias 0, as a dead unit's are): d + 1 entries
