@@ -999,13 +999,12 @@ def _limit_text(s: _Setup) -> str:
                 f"step {s.oracle.h:.1e} can follow")
     if _truncated(s, c):
         named = sorted(s.crossing)
-        listed = ", ".join(s.td.name(j) for j in named[:MAX_NAMED])
-        more = f" and {len(named) - MAX_NAMED} more" if len(named) > MAX_NAMED else ""
+        listed = _listed([s.td.name(j) for j in named])
         return (f"what limits it is the loss's shape within {4 * s.oracle.h:.1e} of params, not its rounding: "
                 f"finite differences at steps {s.oracle.h:.1e}, twice and four times that differ by more "
                 f"than rounding explains (kinks or seams of the loss near params, or a loss that changes "
                 f"faster than the step can follow)"
-                + (f"; the entries whose own steps cross one: {listed}{more}" if named else ""))
+                + (f"; the entries whose own steps cross one: {listed}" if named else ""))
     if _cancelling(s):
         return (f"what limits it is the loss's rounding noise, measured at {s.oracle.current_noise.level:.1e}: far "
                 f"more than a value of {abs(s.oracle.f0):.3e} carries, so the loss is a small difference of "
@@ -1112,14 +1111,13 @@ def _full(s: _Setup, rng: np.random.Generator, requested: float) -> Verdict:
 
 def _wrong_entries_text(s: _Setup, rng: np.random.Generator, bad: list[int],
                         comps: dict[int, Comparison]) -> str:
-    named = ", ".join(_entry_text(s, j, comps[j]) for j in bad[:MAX_NAMED])
-    more = f" and {len(bad) - MAX_NAMED} more" if len(bad) > MAX_NAMED else ""
+    named = _listed([_entry_text(s, j, comps[j]) for j in bad[:MAX_NAMED]], total=len(bad))
     starts = sorted({s.td.leaf_of(j).start for j in bad})
     leaves = [(st, st + s.td.leaf_of(st).size) for st in starts]
     hint = _leaf_hint(s, {b[0]: s.compare(s.block_direction(rng, *b), span=b) for b in leaves}, rng,
                       scaled=len(bad) > MAX_NAMED)
     return (f"grad_fn disagrees with finite differences of loss_fn in {len(bad)} of {s.n} entries: "
-            f"{named}{more}{hint}")
+            f"{named}{hint}")
 
 
 def _entry_text(s: _Setup, j: int, c: Comparison, weight: float | None = None) -> str:
@@ -1128,14 +1126,21 @@ def _entry_text(s: _Setup, j: int, c: Comparison, weight: float | None = None) -
             f"finite differences {c.probe.value / scale:.9g})")
 
 
+def _listed(names: list[str], *, total: int | None = None, unit: str = "") -> str:
+    """The first MAX_NAMED of ``names``, and how many more (of ``total``, if
+    only the first are given)."""
+    total = len(names) if total is None else total
+    more = f" and {total - MAX_NAMED} more{unit}" if total > MAX_NAMED else ""
+    return ", ".join(names[:MAX_NAMED]) + more
+
+
 def _undetermined_note(s: _Setup, odd: dict[int, Comparison]) -> str:
     """Beside a failure: the entries finite differences could not judge."""
     kinked = [j for j, c in odd.items() if c.why == NOT_DIFFERENTIABLE]
     if not kinked:
         return ""
-    listed = ", ".join(s.td.name(j) for j in kinked[:MAX_NAMED])
-    more = f" and {len(kinked) - MAX_NAMED} more" if len(kinked) > MAX_NAMED else ""
-    return f"; not differentiable at (or within {4 * s.oracle.h:.1e} of) {listed}{more}, which are not judged"
+    listed = _listed([s.td.name(j) for j in kinked])
+    return f"; not differentiable at (or within {4 * s.oracle.h:.1e} of) {listed}, which are not judged"
 
 
 def _narrow_values_note(s: _Setup) -> str:
@@ -1168,28 +1173,27 @@ def _undetermined(s: _Setup, v: Verdict, odd: dict, labels: list[str]) -> Verdic
     reason = next(r for r in order if any(c.why == r for _, c in items))
     which = [(lab, c) for lab, c in items if c.why == reason]
     lab, c = which[0]
-    listed = ", ".join(label for label, _ in which[:MAX_NAMED])
-    more = f" and {len(which) - MAX_NAMED} more" if len(which) > MAX_NAMED else ""
+    listed = _listed([label for label, _ in which])
     judged = _judged_text(s, v)
     if reason == PRECISION_LIMITED and c.probe.flat:
         reach = s.oracle.h * max(map(abs, nm.NOISE_WIDE)) * nm.NOISE_WIDENING ** nm.NOISE_WIDENINGS
         says = "says it does not either" if c.claimed == 0 else "says it does"
-        text = (f"the loss does not change at all along {listed}{more} (nor within {reach:.1e} along "
+        text = (f"the loss does not change at all along {listed} (nor within {reach:.1e} along "
                 f"another direction), and grad_fn {says}; the loss may be constant, or rounded so "
                 f"coarsely (a small difference of large terms) that every change is hidden, and then "
                 f"its slope too: finite differences cannot tell")
     elif reason == PRECISION_LIMITED:
         text = _unresolved_text(s)
     elif reason == NON_FINITE_LOSS:
-        text = f"loss_fn returned a non-finite value within {4 * s.oracle.h:.2e} of params along {listed}{more}"
+        text = f"loss_fn returned a non-finite value within {4 * s.oracle.h:.2e} of params along {listed}"
     elif c.probe.kink:
-        others = ", ".join(label for label, _ in which[1:MAX_NAMED])
+        others = _listed([label for label, _ in which[1:]])
         text = (f"not differentiable here: along {lab} the one-sided differences are "
                 f"{c.probe.backward:.6g} (backward) and {c.probe.forward:.6g} (forward), and their gap "
-                f"does not close as the step shrinks" + (f" (likewise along {others}{more})" if others else "")
+                f"does not close as the step shrinks" + (f" (likewise along {others})" if others else "")
                 + _rescale_hint(s))
     else:
-        text = (f"not differentiable near here: along {listed}{more} the finite differences do not settle "
+        text = (f"not differentiable near here: along {listed} the finite differences do not settle "
                 f"as the step changes (kinks of the loss within {4 * s.oracle.h:.2e} of params, or a loss "
                 f"that changes faster than the step can follow), so they cannot judge the gradient there"
                 f"{_rescale_hint(s)}")
@@ -1619,9 +1623,8 @@ def _localised_text(s: _Setup, rng: np.random.Generator, hunt: _Hunt) -> str:
     # Blocks on kinks the search left whole (_descend: more than it names).
     kinked = [b for b in hunt.odd if b[1] - b[0] > 1 and hunt.probes[b].why == NOT_DIFFERENTIABLE]
     if kinked:
-        listed = ", ".join(_block_name(s, *b) for b in kinked[:MAX_NAMED])
-        more = f" and {len(kinked) - MAX_NAMED} more blocks" if len(kinked) > MAX_NAMED else ""
-        note += f"; not differentiable somewhere in {listed}{more}, which are not judged"
+        listed = _listed([_block_name(s, *b) for b in kinked], unit=" blocks")
+        note += f"; not differentiable somewhere in {listed}, which are not judged"
     if hunt.wide_failing:
         return _spread_text(s, hunt) + _leaf_hint(s, hunt.leaves, rng, scaled=True) + note
     if not hunt.failing:
