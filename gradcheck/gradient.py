@@ -990,13 +990,6 @@ def _limit_text(s: _Setup) -> str:
     if c.grad_rounding >= c.probe.bound:
         return (f"what limits it is grad_fn's own rounding in {s.g_dtype.name}: the error model allows each "
                 f"entry a few ulps of its size, and a comparison adds those of every entry it moves")
-    if _structured(s):
-        noise = s.oracle.current_noise
-        return (f"what limits it is the loss's shape within {4 * s.oracle.h:.1e} of params: a smooth fit "
-                f"there leaves {noise.level / nm.NOISE_SAFETY:.1e}, while its values within "
-                f"{s.oracle.h / 8:.1e} round by {noise.rounding / nm.NOISE_SAFETY:.1e}, so finite "
-                f"differences cross kinks or seams of the loss there, or it changes faster than the "
-                f"step {s.oracle.h:.1e} can follow")
     if _truncated(s, c):
         named = sorted(s.crossing)
         listed = _listed([s.td.name(j) for j in named])
@@ -1046,8 +1039,9 @@ def _cancelling(s: _Setup) -> bool:
 
 def _structured(s: _Setup) -> bool:
     """The wide range of the noise's measurement showed the loss's shape, far
-    beyond its rounding (numerics.STRUCTURE_RATIO): kinks or seams crossed,
-    or a loss that changes faster than the step."""
+    beyond its rounding (numerics.STRUCTURE_RATIO): kinks or seams crossed
+    (which a search may set aside), or a loss that changes faster than the
+    step."""
     noise = s.oracle.current_noise
     return s.oracle.measured and noise.shape > nm.STRUCTURE_RATIO * noise.rounding
 
