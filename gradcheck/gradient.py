@@ -1439,9 +1439,16 @@ def _narrow_once(s: _Setup, direction: np.ndarray, first: Comparison, requested:
 
     def open_(b: tuple[int, int]) -> bool:
         # The probe's own weights, on block b alone (read there only).
+        everything = b == (0, s.n)  # a single array: the probe itself, its ladder taken already
         if b not in probes:
-            probes[b] = s.probe(direction, b)
-        before = comps.get(b)
+            probes[b] = first.probe if everything else s.probe(direction, b)
+        before = comps.get(b, first if everything else None)
+        if before is not None:
+            # Judged again (under a noise measured since, or by a later
+            # search): one ladder is one piece of evidence, however often
+            # judged, and a resolution counting it twice would be claimed
+            # on evidence not had.
+            s.forget(before, direction, b)
         comps[b] = s.compare(direction, probes[b], b, second=before.second if before is not None else None)
         return comps[b].outcome != HOLDS
 
