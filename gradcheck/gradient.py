@@ -1184,13 +1184,13 @@ def _undetermined(s: _Setup, v: Verdict, odd: dict, labels: list[str]) -> Verdic
         others = _listed([label for label, _ in which[1:]])
         text = (f"not differentiable here: along {lab} the one-sided differences are "
                 f"{c.probe.backward:.6g} (backward) and {c.probe.forward:.6g} (forward), and their gap "
-                f"does not close as the step shrinks" + (f" (likewise along {others})" if others else "")
-                + _rescale_hint(s))
+                f"does not close as the step shrinks" + (f" (likewise along {others})" if others else ""))
     else:
         text = (f"not differentiable near here: along {listed} the finite differences do not settle "
                 f"as the step changes (kinks of the loss within {4 * s.oracle.h:.2e} of params, or a loss "
-                f"that changes faster than the step can follow), so they cannot judge the gradient there"
-                f"{_rescale_hint(s)}")
+                f"that changes faster than the step can follow), so they cannot judge the gradient there")
+    if reason == NOT_DIFFERENTIABLE or (reason == PRECISION_LIMITED and not c.probe.flat):
+        text += _rescale_hint(s)  # the step could not follow the loss: it may vary on the params' scale
     return v.with_(outcome=UNDETERMINED, reason=reason, error=c.error, tolerance=c.bound,
                    message=text + judged)
 
@@ -1208,7 +1208,7 @@ def _unresolved_text(s: _Setup) -> str:
     return (f"the loss's values within {4 * s.oracle.h:.2e} of params look like noise (a smooth fit leaves "
             f"residuals of more than {nm.UNRESOLVED_FRACTION:.0%} of their spread): its rounding is larger "
             f"than its change over the step, or it oscillates faster than the step; finite differences "
-            f"cannot see its slope there{_rescale_hint(s)}")
+            f"cannot see its slope there")
 
 
 # Params whose RMS size is below this many steps: the step, absolute for
