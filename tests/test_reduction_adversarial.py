@@ -196,6 +196,24 @@ def test_infer_reduction_agrees_with_check_reduction(case):
         assert said.startswith(("neither: ", "undetermined")), said
 
 
+def test_infer_reduction_judges_each_declaration_as_check_reduction_does():
+    """The thorough profile's case: an L1 linear model at scale 1000 whose
+    gradient is a sum. Judging "mean" failed and measured grad_fn's rounding,
+    which read the bias entries' exact levels (1000 times a sum of signs) as
+    a coarse grid; "sum" was then judged under that noise, and
+    infer_reduction said precision-limited where check_reduction(sum) holds."""
+    model = fr.Model(d_in=1, hidden=0, d_out=2, loss="l1", dtype=np.float64, scale=1000.0)
+    params = {"W1": np.array([[0.41088506, -0.69063986]]), "b1": np.array([-1.37707943, -1.45041709])}
+    x = np.array([[-0.53566937], [0.36159505], [1.30400005], [0.94708096], [-0.70373524]])
+    y = np.array([[-1.26542147, -0.62327446], [0.04132598, -2.32503077], [-0.21879166, -1.24591095],
+                  [-0.73226735, -0.54425898], [-0.31630016, 0.41163054]])
+    case = fr.Case(family="sum declared mean", model=model, params=params, x=x, y=y, w=None, reduction="sum",
+                   penalty="none", lam=0.0, declare={"reduction": "mean"})
+    grad_fn = case.gradient()
+    assert gradcheck.check_reduction(grad_fn, params, x, y, reduction="sum").holds
+    assert gradcheck.infer_reduction(grad_fn, params, x, y) == "sum"
+
+
 # ---------------------------------------------------------------- periodic bugs: every B and m
 
 def _micro_batch_loop(kind, m):
